@@ -1,0 +1,72 @@
+"""Manager sessions and roles, partner API keys: the FastAPI dependencies every service uses."""
+
+from collections.abc import Iterator
+from typing import Annotated
+
+import structlog
+from fastapi import Depends, Header, HTTPException, Request
+from sqlalchemy.orm import Session
+
+from core.db import get_sessionmaker
+from core.models import ApiKey, User
+from core.security import verify_api_key
+
+
+class LoginRequired(Exception):
+    """Raised by `current_user` for a page; the app turns it into a redirect to /login."""
+
+
+def db_session() -> Iterator[Session]:
+    session = get_sessionmaker()()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+DbSession = Annotated[Session, Depends(db_session)]
+
+
+def current_user(request: Request, session: DbSession) -> User:
+    user_id = request.session.get("user_id")
+    user = session.get(User, user_id) if user_id else None
+    if user is None or not user.is_active:
+        request.session.pop("user_id", None)
+        raise LoginRequired
+    structlog.contextvars.bind_contextvars(organisation_id=user.organisation_id, user_id=user.id)
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def require_role(*roles: str):  # type: ignore[no-untyped-def]
+    """Dependency factory: the user must have one of `roles` (admin always passes)."""
+
+    def check(user: CurrentUser) -> User:
+        if user.role != "admin" and user.role not in roles:
+            raise HTTPException(403, "Votre rôle ne permet pas cette action.")
+        return user
+
+    return check
+
+
+Manager = Annotated[User, Depends(require_role("manager"))]
+
+
+def partner_key(session: DbSession, authorization: Annotated[str | None, Header()] = None,
+                x_api_key: Annotated[str | None, Header()] = None) -> ApiKey:
+    """API key from `Authorization: Bearer rk_…` or `X-API-Key: rk_…`."""
+    raw = x_api_key or (authorization[7:] if authorization and authorization.lower().startswith("bearer ") else None)
+    key = verify_api_key(session, raw) if raw else None
+    if key is None:
+        raise HTTPException(401, "Clé d'API absente ou invalide.", headers={"WWW-Authenticate": "Bearer"})
+    structlog.contextvars.bind_contextvars(organisation_id=key.organisation_id, api_key=key.prefix)
+    return key
+
+
+PartnerKey = Annotated[ApiKey, Depends(partner_key)]

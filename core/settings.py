@@ -1,0 +1,84 @@
+"""Runtime configuration, read from the environment (and `.env`) by pydantic-settings."""
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "dev-only-secret-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Literal["dev", "test", "prod"] = "dev"
+    secret_key: str = DEV_SECRET
+    log_format: Literal["console", "json"] | None = None
+
+    database_url: str = ""
+    db_pool_size: int = 5
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "relais-main"
+    mail_task_queue: str = "relais-mail"
+    # Server-side rate limit of the mail task queue (activities per second, whole cluster).
+    mail_rate_per_second: float = 50.0
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 30.0
+    mail_from: str = "Relais <no-reply@relais.local>"
+    mail_domain: str = "relais.local"
+
+    # Public URLs: links in mails and navigation are built from these, never from the Host header.
+    campaigns_url: str = "http://localhost:8001"
+    notices_url: str = "http://localhost:8002"
+    removals_url: str = "http://localhost:8003"
+    interventions_url: str = "http://localhost:8004"
+    temporal_ui_url: str = "http://localhost:8233"
+    mailcatcher_url: str = "http://localhost:8025"
+
+    session_max_age_seconds: int = 8 * 3600
+    action_link_max_age_days: int = 30
+    pdf_timeout_seconds: float = 30.0
+
+    @model_validator(mode="after")
+    def _secrets_required_outside_dev(self) -> "Settings":
+        if self.environment == "prod" and (self.secret_key == DEV_SECRET or len(self.secret_key) < 32):
+            raise ValueError("SECRET_KEY must be set to a random value of at least 32 characters in prod")
+        if self.environment == "prod" and not self.database_url:
+            raise ValueError("DATABASE_URL is required in prod")
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """DATABASE_URL accepted as postgresql:// and forced onto the psycopg 3 driver."""
+        url = self.database_url
+        if not url:
+            raise RuntimeError("DATABASE_URL is not set (make run and the tests set it for you)")
+        for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix):]
+        return url
+
+    @property
+    def is_dev(self) -> bool:
+        return self.environment != "prod"
+
+    def service_urls(self) -> dict[str, str]:
+        return {
+            "campaigns": self.campaigns_url,
+            "notices": self.notices_url,
+            "removals": self.removals_url,
+            "interventions": self.interventions_url,
+        }
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

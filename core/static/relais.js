@@ -1,0 +1,17 @@
+// Live fragments: an element with data-poll="URL" is refreshed from URL every second
+// until the server answers with data-final on the fragment's root element.
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("[data-poll]").forEach((el) => {
+    const tick = async () => {
+      const res = await fetch(el.dataset.poll, { headers: { Accept: "text/html" } });
+      if (!res.ok) return setTimeout(tick, 3000);
+      el.innerHTML = await res.text();
+      if (!el.querySelector("[data-final]")) setTimeout(tick, 1000);
+    };
+    if (!el.querySelector("[data-final]")) setTimeout(tick, 1000);
+  });
+  // Buttons with data-confirm ask before submitting their form (the seed's "Voulez-vous vraiment … ?").
+  document.querySelectorAll("[data-confirm]").forEach((btn) => {
+    btn.addEventListener("click", (ev) => { if (!confirm(btn.dataset.confirm)) ev.preventDefault(); });
+  });
+});

@@ -1,0 +1,71 @@
+"""Temporal client factory and the project's one shared set of search attributes.
+
+SQL visibility allows at most 10 Keyword attributes in total, so every domain shares these.
+"""
+
+from collections.abc import Sequence
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
+
+from core.settings import Settings, get_settings
+
+SA_ORGANISATION = SearchAttributeKey.for_keyword("RelaisOrganisation")  # organisation slug
+SA_DOMAIN = SearchAttributeKey.for_keyword("RelaisDomain")  # campaigns | notices | removals | interventions
+SA_CAMPAIGN = SearchAttributeKey.for_keyword("RelaisCampaign")  # campaign / request / run number
+SA_PERSON = SearchAttributeKey.for_keyword("RelaisPerson")  # driver matricule, client number, e-mail
+SA_VEHICLE = SearchAttributeKey.for_keyword("RelaisVehicle")  # immatriculation or VIN
+SA_DOCUMENT = SearchAttributeKey.for_keyword("RelaisDocument")  # fine number, notice number...
+SA_FAMILY = SearchAttributeKey.for_keyword("RelaisFamily")  # workflow family / kind of process
+SA_STATUS = SearchAttributeKey.for_keyword("RelaisStatus")  # business status, kept up to date
+
+SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[str], ...] = (
+    SA_ORGANISATION, SA_DOMAIN, SA_CAMPAIGN, SA_PERSON, SA_VEHICLE, SA_DOCUMENT, SA_FAMILY, SA_STATUS,
+)
+
+
+def search_attributes(**values: str | None) -> TypedSearchAttributes:
+    """`search_attributes(RelaisOrganisation="acme", RelaisDomain="campaigns")`, skipping Nones."""
+    by_name = {key.name: key for key in SEARCH_ATTRIBUTES}
+    pairs = [SearchAttributePair(by_name[name], value) for name, value in values.items() if value is not None]
+    return TypedSearchAttributes(pairs)
+
+
+async def connect(settings: Settings | None = None) -> Client:
+    settings = settings or get_settings()
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+    )
+
+
+async def register_search_attributes(client: Client, namespace: str | None = None,
+                                     keys: Sequence[SearchAttributeKey[str]] = SEARCH_ATTRIBUTES) -> list[str]:
+    """Add the missing ones (idempotent); returns the names it added."""
+    namespace = namespace or client.namespace
+    try:
+        existing = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+        known = set(existing.custom_attributes) | set(existing.system_attributes)
+    except RPCError as exc:  # the time-skipping test server has no listing: add them all
+        if exc.status != RPCStatusCode.UNIMPLEMENTED:
+            raise
+        known = set()
+    missing = {key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in keys if key.name not in known}
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)  # type: ignore[arg-type]
+        )
+    return sorted(missing)
+
+
+if __name__ == "__main__":
+    # `python -m core.temporal`: prints the names, one per line (used by deployment scripts).
+    for key in SEARCH_ATTRIBUTES:
+        print(key.name)

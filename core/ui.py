@@ -1,0 +1,94 @@
+"""Server-rendered UI helpers shared by the four services: templates, flash, pagination, CSRF."""
+
+import secrets
+from dataclasses import dataclass
+from math import ceil
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from fastapi import HTTPException, Request
+from fastapi.templating import Jinja2Templates
+from jinja2 import ChoiceLoader, FileSystemLoader
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from core.settings import get_settings
+
+CORE_TEMPLATES = Path(__file__).parent / "templates"
+T = TypeVar("T")
+
+
+def make_templates(service_dir: Path) -> Jinja2Templates:
+    """Service templates first, then the shared layout, macros and pages of `core/templates`."""
+    templates = Jinja2Templates(directory=str(service_dir / "templates"))
+    templates.env.loader = ChoiceLoader(
+        [FileSystemLoader(str(service_dir / "templates")), FileSystemLoader(str(CORE_TEMPLATES))]
+    )
+    settings = get_settings()
+    templates.env.globals.update(
+        service_urls=settings.service_urls(),
+        temporal_ui_url=settings.temporal_ui_url,
+        mailcatcher_url=settings.mailcatcher_url,
+        csrf_token=csrf_token,
+        pop_flashes=pop_flashes,
+    )
+    templates.env.filters["dt"] = lambda v: v.astimezone().strftime("%d/%m/%Y %H:%M") if v else ""
+    return templates
+
+
+# --- flash messages (kept in the signed session cookie until shown) ---
+
+def flash(request: Request, message: str, category: str = "success") -> None:
+    request.session.setdefault("_flashes", []).append([category, message])
+
+
+def pop_flashes(request: Request) -> list[list[str]]:
+    return request.session.pop("_flashes", [])
+
+
+# --- CSRF: a per-session token, rendered in every form, checked on every unsafe request ---
+
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("_csrf")
+    if not token:
+        token = request.session["_csrf"] = secrets.token_urlsafe(32)
+    return str(token)
+
+
+async def csrf_protect(request: Request) -> None:
+    """Router dependency: POST/PUT/PATCH/DELETE must echo the session's token (form field or header)."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    expected = request.session.get("_csrf")
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None:
+        form = await request.form()
+        value = form.get(CSRF_FIELD)
+        sent = value if isinstance(value, str) else None
+    if not expected or not sent or not secrets.compare_digest(str(expected), sent):
+        raise HTTPException(403, "Jeton CSRF manquant ou invalide : rechargez la page et recommencez.")
+
+
+# --- pagination ---
+
+@dataclass
+class Page(Generic[T]):
+    items: list[T]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, ceil(self.total / self.per_page))
+
+
+def paginate(session: Session, stmt: Select[Any], *, page: int = 1, per_page: int = 25) -> Page[Any]:
+    page = max(1, page)
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    items = list(session.scalars(stmt.limit(per_page).offset((page - 1) * per_page)))
+    return Page(items, page, per_page, total)

@@ -1,0 +1,188 @@
+"""The app factory every service uses: middleware, login/logout, health, error pages, Temporal client."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote
+
+import structlog
+from fastapi import APIRouter, Depends, FastAPI, Form, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import text
+from starlette.exceptions import HTTPException
+from starlette.middleware.sessions import SessionMiddleware
+from temporalio.client import Client
+
+from core.auth import DbSession, LoginRequired
+from core.db import get_engine
+from core.logging import configure_logging, log
+from core.security import authenticate
+from core.settings import get_settings
+from core.temporal import connect
+from core.ui import csrf_protect, flash, make_templates
+
+SESSION_COOKIE = "relais_session"
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+async def get_temporal(request: Request) -> Client:
+    """The app's Temporal client, connected on first use (a service starts even if Temporal is down)."""
+    state = request.app.state
+    async with state.temporal_lock:
+        if state.temporal is None:
+            state.temporal = await connect()
+    return state.temporal  # type: ignore[no-any-return]
+
+
+TemporalClient = Annotated[Client, Depends(get_temporal)]
+
+
+def wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "text/html")
+
+
+def create_app(*, name: str, title: str, service_dir: Path, home: str = "/",
+               ui_routers: tuple[APIRouter, ...] = (), api_routers: tuple[APIRouter, ...] = (),
+               public_routers: tuple[APIRouter, ...] = ()) -> FastAPI:
+    """Build one service. UI routers get CSRF checks; API routers authenticate with keys;
+    public routers (action links) authenticate with their signed token."""
+    configure_logging()
+    settings = get_settings()
+    templates = make_templates(service_dir)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.temporal = None
+        app.state.temporal_lock = asyncio.Lock()
+        yield
+
+    app = FastAPI(title=f"Relais — {title}", lifespan=lifespan, docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app.state.name = name
+    app.state.title = title
+    app.state.templates = templates
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key,
+        session_cookie=SESSION_COOKIE,
+        max_age=settings.session_max_age_seconds,
+        same_site="lax",
+        https_only=not settings.is_dev,
+    )
+
+    @app.middleware("http")
+    async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id, service=name)
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = request_id
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    app.include_router(_health_router())
+    app.include_router(_login_router(templates, home))
+    for router in ui_routers:
+        app.include_router(router, dependencies=[Depends(csrf_protect)])
+    for router in (*api_routers, *public_routers):
+        app.include_router(router)
+    _install_error_pages(app, templates)
+    return app
+
+
+def _health_router() -> APIRouter:
+    router = APIRouter(tags=["santé"])
+
+    @router.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(asyncio.to_thread(_ping_db), timeout=5)
+            checks["database"] = "ok"
+        except Exception as exc:  # any failure means "not ready"; say which
+            checks["database"] = f"erreur : {type(exc).__name__}"
+        try:
+            client = await asyncio.wait_for(get_temporal(request), timeout=5)
+            await asyncio.wait_for(client.service_client.check_health(), timeout=5)
+            checks["temporal"] = "ok"
+        except Exception as exc:
+            checks["temporal"] = f"erreur : {type(exc).__name__}"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ok" if ready else "indisponible", **checks}, status_code=200 if ready else 503)
+
+    return router
+
+
+def _ping_db() -> None:
+    with get_engine().connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def _login_router(templates: Jinja2Templates, home: str) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/login", response_class=HTMLResponse)
+    def login_page(request: Request, next: str = home) -> HTMLResponse:
+        return templates.TemplateResponse(request, "login.html", {"next": _safe_next(next, home), "errors": {}})
+
+    @router.post("/login", response_class=HTMLResponse, dependencies=[Depends(csrf_protect)])
+    def login(request: Request, session: DbSession, email: Annotated[str, Form()] = "",
+              password: Annotated[str, Form()] = "", next: Annotated[str, Form()] = home) -> Response:
+        user = authenticate(session, email=email, password=password)
+        if user is None:
+            log.info("auth.login_failed", email=email)
+            return templates.TemplateResponse(
+                request, "login.html",
+                {"next": _safe_next(next, home), "email": email,
+                 "errors": {"password": "E-mail ou mot de passe incorrect."}},
+                status_code=401,
+            )
+        request.session.clear()  # new session on login: no fixation
+        request.session["user_id"] = user.id
+        log.info("auth.login", user_id=user.id, organisation_id=user.organisation_id)
+        flash(request, f"Bienvenue, {user.full_name}.")
+        return RedirectResponse(_safe_next(next, home), status_code=303)
+
+    @router.post("/logout", dependencies=[Depends(csrf_protect)])
+    def logout(request: Request) -> RedirectResponse:
+        request.session.clear()
+        flash(request, "Vous êtes déconnecté.")
+        return RedirectResponse("/login", status_code=303)
+
+    return router
+
+
+def _safe_next(target: str, home: str) -> str:
+    """Only local paths: `next` must never send a user to another site."""
+    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else home
+
+
+def _install_error_pages(app: FastAPI, templates: Jinja2Templates) -> None:
+    @app.exception_handler(LoginRequired)
+    async def to_login(request: Request, exc: LoginRequired) -> Response:
+        if not wants_html(request):
+            return JSONResponse({"detail": "Authentification requise."}, status_code=401)
+        return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        if not wants_html(request):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        message = detail or ("Page introuvable." if exc.status_code == 404 else "Requête refusée.")
+        if exc.status_code == 404 and detail in (None, "Not Found"):
+            message = "Page introuvable."
+        return templates.TemplateResponse(
+            request, "error.html", {"status": exc.status_code, "message": message},
+            status_code=exc.status_code, headers=exc.headers,
+        )

@@ -1,0 +1,15 @@
+"""Campaigns service: fleet communication (seed 000). `uvicorn services.campaigns.app:app`."""
+
+from pathlib import Path
+
+from core.web import create_app
+from services.campaigns import api, links, views
+
+app = create_app(
+    name="campaigns",
+    title="Campagnes",
+    service_dir=Path(__file__).parent,
+    ui_routers=(views.router,),
+    api_routers=(api.router,),
+    public_routers=(links.router,),
+)

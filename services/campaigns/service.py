@@ -1,0 +1,127 @@
+"""Campaigns business functions: keyword-only, one unit of work each, organisation-scoped."""
+
+from dataclasses import dataclass
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+
+from core.db import get_scoped, scoped
+from core.models import Organisation, OutboxMessage, User
+from core.rendering import RenderError, template_fields
+from core.settings import Settings
+from core.temporal import search_attributes
+from core.ui import Page, paginate
+from services.campaigns.fields import FIELDS
+from services.campaigns.models import Driver, TestMail
+from workflows.testmail import TestMailInput, TestMailWorkflow
+
+
+@dataclass
+class TestMailRow:
+    __test__ = False
+    test_mail: TestMail
+    driver: Driver
+    outbox: OutboxMessage | None
+
+
+def drivers_for_select(session: Session, *, organisation_id: int) -> list[Driver]:
+    """Drivers of the organisation, by name, for a picker."""
+    return list(session.scalars(scoped(Driver, organisation_id).order_by(Driver.nom, Driver.prenom)))
+
+
+def check_template(source: str, field: str) -> str | None:
+    """The French error for a subject/body using an unknown field, or None when it is fine."""
+    try:
+        unknown = sorted(template_fields(source) - FIELDS.keys())
+    except RenderError as exc:
+        return str(exc)
+    if unknown:
+        names = ", ".join("{{" + n + "}}" for n in unknown)
+        return f"Champ inconnu dans {field} : {names}. Champs possibles : " + ", ".join(FIELDS)
+    return None
+
+
+def create_test_mail(session: Session, *, user: User, driver_id: int | None, subject: str,
+                     body: str) -> tuple[TestMail | None, dict[str, str]]:
+    """Validate the form and store the test mail; returns (row, {}) or (None, errors by field)."""
+    errors: dict[str, str] = {}
+    driver = get_scoped(session, Driver, driver_id, user.organisation_id) if driver_id else None
+    if driver is None:
+        errors["driver_id"] = "Choisissez un conducteur de votre organisation."
+    elif not driver.email:
+        errors["driver_id"] = "Adresse mail manquante dans les infos du conducteur."
+    if not subject.strip():
+        errors["subject"] = "Le sujet est obligatoire."
+    elif "\n" in subject or "\r" in subject:
+        errors["subject"] = "Le sujet doit tenir sur une ligne."
+    elif problem := check_template(subject, "le sujet"):
+        errors["subject"] = problem
+    if not body.strip():
+        errors["body"] = "Le contenu est obligatoire."
+    elif problem := check_template(body, "le contenu"):
+        errors["body"] = problem
+    if errors or driver is None:
+        return None, errors
+    test_mail = TestMail(organisation_id=user.organisation_id, driver_id=driver.id, subject=subject.strip(),
+                         body=body, created_by_id=user.id)
+    session.add(test_mail)
+    session.flush()
+    test_mail.workflow_id = f"test-mail-{test_mail.id}"
+    return test_mail, {}
+
+
+async def start_test_mail(client: Client, *, settings: Settings, test_mail: TestMail, organisation: Organisation,
+                          driver: Driver) -> None:
+    """Start its workflow; the id comes from the row, so a second start is harmless."""
+    assert test_mail.workflow_id
+    await client.start_workflow(
+        TestMailWorkflow.run,
+        TestMailInput(test_mail_id=test_mail.id, mail_task_queue=settings.mail_task_queue),
+        id=test_mail.workflow_id,
+        task_queue=settings.task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=search_attributes(
+            RelaisOrganisation=organisation.slug, RelaisDomain="campaigns", RelaisFamily="envoi-test",
+            RelaisPerson=driver.matricule, RelaisDocument=test_mail.workflow_id,
+        ),
+        static_summary=f"Envoi de test à {driver.prenom} {driver.nom} ({driver.matricule})",
+    )
+
+
+def _rows(session: Session, stmt: Select[TestMail, Driver, OutboxMessage]) -> list[TestMailRow]:
+    rows = session.execute(stmt).all()
+    return [TestMailRow(t, d, o) for t, d, o in rows]
+
+
+def _test_mail_query(organisation_id: int, status: str | None = None) -> Select[TestMail, Driver, OutboxMessage]:
+    stmt = (
+        select(TestMail, Driver, OutboxMessage)
+        .join(Driver, Driver.id == TestMail.driver_id)
+        .outerjoin(OutboxMessage, OutboxMessage.id == TestMail.outbox_id)
+        .where(TestMail.organisation_id == organisation_id, Driver.organisation_id == organisation_id)
+        .order_by(TestMail.id.desc())
+    )
+    if status == "pending":
+        stmt = stmt.where((OutboxMessage.status == "pending") | (OutboxMessage.id.is_(None)))
+    elif status in ("sent", "ko"):
+        stmt = stmt.where(OutboxMessage.status == status)
+    return stmt
+
+
+def list_test_mails(session: Session, *, organisation_id: int, status: str | None, page: int) -> Page[TestMailRow]:
+    """Recent test mails with their outbox status (filterable, paginated)."""
+    stmt = _test_mail_query(organisation_id, status)
+    result = paginate(session, stmt.with_only_columns(TestMail.id), page=page, per_page=20)
+    ids = result.items
+    rows = _rows(session, stmt.where(TestMail.id.in_(ids))) if ids else []
+    return Page(rows, result.page, result.per_page, result.total)
+
+
+def get_test_mail(session: Session, *, organisation_id: int, test_mail_id: int) -> TestMailRow | None:
+    rows = _rows(session, _test_mail_query(organisation_id).where(TestMail.id == test_mail_id))
+    return rows[0] if rows else None
+
+

@@ -1,0 +1,13 @@
+"""Avis d'échéance: manager UI. Screens arrive with the notices issue (seed 001)."""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from core.auth import CurrentUser
+
+router = APIRouter()
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+def home(request: Request, user: CurrentUser) -> HTMLResponse:
+    return request.app.state.templates.TemplateResponse(request, "shell_home.html", {"user": user})  # type: ignore[no-any-return]

@@ -1,0 +1,121 @@
+"""Outbox and send activity against the real SMTP sink and PostgreSQL; retries on the time-skipping server."""
+
+from datetime import timedelta
+from uuid import uuid4
+
+import pytest
+from temporalio import workflow
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+
+from activities.mail import MailActivities
+from core import outbox
+from core.db import session_scope
+from core.models import Organisation, OutboxMessage
+from core.settings import get_settings
+from tests.support.smtp import SmtpSink, body_text
+from workflows.common import send_mail
+
+
+def _enqueue(subject: str = "Relevé kilométrique", to: str = "camille@garonne.example", key: str | None = None) -> int:
+    settings = get_settings()
+    with session_scope() as session:
+        org_id = session.query(Organisation.id).filter_by(slug="garonne").scalar()
+        return outbox.enqueue(session, settings=settings, organisation_id=org_id, key=key or f"t-{uuid4().hex}",
+                              to=[to], subject=subject, text="Bonjour Camille", html="<p>Bonjour Camille</p>")
+
+
+def _row(outbox_id: int) -> OutboxMessage:
+    with session_scope() as session:
+        row = session.get(OutboxMessage, outbox_id)
+        assert row is not None
+        session.expunge(row)
+        return row
+
+
+async def test_enqueue_twice_with_the_same_key_writes_one_row() -> None:
+    key = f"t-{uuid4().hex}"
+    assert _enqueue(key=key) == _enqueue(key=key)
+    assert _row(_enqueue(key=key)).message_id == outbox.message_id_for(key, get_settings().mail_domain)
+
+
+async def test_send_activity_run_twice_sends_one_mail(sink: SmtpSink) -> None:
+    outbox_id = _enqueue()
+    activities = MailActivities(get_settings())
+    env = ActivityEnvironment()
+    first = await env.run(activities.send_mail, outbox_id)
+    second = await env.run(activities.send_mail, outbox_id)
+    assert (first.status, second.status) == ("sent", "sent")
+    assert len(sink.messages) == 1
+    msg = sink.messages[0]
+    assert msg["Subject"] == "Relevé kilométrique" and body_text(msg).strip() == "Bonjour Camille"
+    row = _row(outbox_id)
+    assert row.status == "sent" and row.attempts == 1 and msg["Message-ID"] == row.message_id
+    assert row.last_reply and "accepted" in row.last_reply
+
+
+async def test_4xx_is_retried_then_succeeds(sink: SmtpSink) -> None:
+    outbox_id = _enqueue()
+    sink.scripted_replies.append("451 4.3.0 Mailbox busy, try later")
+    activities = MailActivities(get_settings())
+    env = ActivityEnvironment()
+    with pytest.raises(ApplicationError) as err:
+        await env.run(activities.send_mail, outbox_id)
+    assert "451" in str(err.value) and not err.value.non_retryable
+    assert _row(outbox_id).status == "pending" and "451" in (_row(outbox_id).last_reply or "")
+    assert (await env.run(activities.send_mail, outbox_id)).status == "sent"
+    assert len(sink.messages) == 1 and _row(outbox_id).attempts == 2
+
+
+async def test_5xx_is_final_ko_with_the_reply(sink: SmtpSink) -> None:
+    outbox_id = _enqueue()
+    sink.scripted_replies.append("550 5.1.1 Mailbox unknown")
+    result = await ActivityEnvironment().run(MailActivities(get_settings()).send_mail, outbox_id)
+    assert result.status == "ko" and "550" in result.reply and "Mailbox unknown" in result.reply
+    row = _row(outbox_id)
+    assert row.status == "ko" and row.last_reply and "550 5.1.1 Mailbox unknown" in row.last_reply
+    assert sink.messages == []
+
+
+async def test_connection_refused_is_retryable() -> None:
+    outbox_id = _enqueue()
+    settings = get_settings().model_copy(update={"smtp_port": 1})  # nothing listens there
+    with pytest.raises(ApplicationError) as err:
+        await ActivityEnvironment().run(MailActivities(settings).send_mail, outbox_id)
+    assert not err.value.non_retryable
+    assert _row(outbox_id).status == "pending" and _row(outbox_id).attempts == 1
+
+
+@pytest.mark.parametrize("subject", ["Bonjour\r\nBcc: victim@example.com", "Bonjour\nX-Injected: 1"])
+async def test_crlf_in_a_header_is_refused_and_writes_nothing(subject: str) -> None:
+    key = f"t-{uuid4().hex}"
+    with pytest.raises(outbox.HeaderInjection, match="Retour à la ligne interdit"):
+        _enqueue(subject=subject, key=key)
+    with pytest.raises(outbox.HeaderInjection):
+        _enqueue(to="a@example.com\r\nBcc: b@example.com", key=key)
+    with session_scope() as session:
+        assert session.query(OutboxMessage).filter_by(key=key).count() == 0
+
+
+@workflow.defn(sandboxed=False)
+class SendOneWorkflow:
+    @workflow.run
+    async def run(self, outbox_id: int, mail_queue: str) -> str:
+        return (await send_mail(outbox_id, mail_queue)).status
+
+
+async def test_workflow_retries_smtp_outage_with_backoff(time_worker: tuple[Client, str, str],
+                                                         time_env: WorkflowEnvironment, sink: SmtpSink) -> None:
+    """Two 4xx replies, then acceptance: the mail is delayed, not lost, and sent exactly once."""
+    from temporalio.worker import Worker
+
+    client, queue, mail_queue = time_worker
+    outbox_id = _enqueue()
+    sink.scripted_replies.extend(["421 4.7.0 Too many connections", "450 4.2.0 Greylisted"])
+    async with Worker(client, task_queue=f"{queue}-w", workflows=[SendOneWorkflow]):
+        status = await client.execute_workflow(SendOneWorkflow.run, args=[outbox_id, mail_queue],
+                                               id=f"send-one-{outbox_id}", task_queue=f"{queue}-w",
+                                               execution_timeout=timedelta(days=2))
+    assert status == "sent"
+    assert len(sink.messages) == 1 and _row(outbox_id).attempts == 3

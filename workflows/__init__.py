@@ -1,0 +1,1 @@
+"""Deterministic workflow code only: no I/O, no DB, no clock but workflow.now()."""
