@@ -2,6 +2,7 @@
 
 import hashlib
 import random
+import unicodedata
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -66,7 +67,7 @@ def _upsert_drivers(session: Session, orgs: dict[str, int]) -> None:
         for n in range(1, count + 1):
             prenom, nom = rng.choice(PRENOMS), rng.choice(NOMS)
             has_email = n % 12 != 0  # some drivers have no e-mail, as in real fleets
-            email = f"{prenom}.{nom}.{n}@{slug}.example".lower().replace(" ", "-") if has_email else None
+            email = _ascii(f"{prenom}.{nom}.{n}@{slug}.example") if has_email else None
             rows.append({
                 "organisation_id": orgs[slug], "matricule": f"{slug[:3].upper()}{n:05d}",
                 "civilite": rng.choice(["M.", "Mme"]), "nom": nom, "prenom": prenom, "email": email,
@@ -74,6 +75,11 @@ def _upsert_drivers(session: Session, orgs: dict[str, int]) -> None:
             })
         session.execute(insert(Driver).values(rows).on_conflict_do_nothing(
             index_elements=["organisation_id", "matricule"]))
+
+
+def _ascii(address: str) -> str:
+    """"Léa.André" → "lea.andre": demo addresses stay plain ASCII, as most mail systems expect."""
+    return unicodedata.normalize("NFKD", address).encode("ascii", "ignore").decode().lower().replace(" ", "-")
 
 
 def load_demo() -> None:

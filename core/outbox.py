@@ -1,6 +1,7 @@
 """The outbox: every outgoing mail is a row first, then sent once by `send_outbox_message`."""
 
 import hashlib
+import hmac
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -39,9 +40,11 @@ def _check_header(name: str, value: str) -> str:
     return value
 
 
-def message_id_for(key: str, domain: str) -> str:
-    """Deterministic Message-ID: the same logical message always carries the same id."""
-    return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{domain}>"
+def message_id_for(key: str, settings: Settings) -> str:
+    """Deterministic Message-ID: the same logical message always carries the same id; keyed with the
+    installation's secret so two installations (or a reset database) never reuse each other's ids."""
+    digest = hmac.new(settings.secret_key.encode(), key.encode(), hashlib.sha256).hexdigest()[:32]
+    return f"<{digest}@{settings.mail_domain}>"
 
 
 def enqueue(session: Session, *, settings: Settings, organisation_id: int, key: str, to: list[str],
@@ -52,7 +55,7 @@ def enqueue(session: Session, *, settings: Settings, organisation_id: int, key: 
     _check_header("Subject", subject)
     row = session.execute(
         insert(OutboxMessage)
-        .values(organisation_id=organisation_id, key=key, message_id=message_id_for(key, settings.mail_domain),
+        .values(organisation_id=organisation_id, key=key, message_id=message_id_for(key, settings),
                 sender=settings.mail_from, recipients=to, cc=cc or [], subject=subject, text_body=text,
                 html_body=html, attachments=[], status="pending", attempts=0, created_at=utcnow())
         .on_conflict_do_nothing(index_elements=["key"])

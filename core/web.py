@@ -2,8 +2,7 @@
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
@@ -31,19 +30,23 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 
 async def get_temporal(request: Request) -> Client:
-    """The app's Temporal client, connected on first use (a service starts even if Temporal is down)."""
-    state = request.app.state
-    async with state.temporal_lock:
-        if state.temporal is None:
-            state.temporal = await connect()
-    return state.temporal  # type: ignore[no-any-return]
+    """The app's Temporal client, connected on first use so a service starts even if Temporal is down.
+
+    Kept per event loop: a client belongs to the loop that connected it (tests serve one app from two).
+    """
+    clients: dict[asyncio.AbstractEventLoop, Client] = request.app.state.temporal_clients
+    loop = asyncio.get_running_loop()
+    if loop not in clients:
+        clients[loop] = await connect()
+    return clients[loop]
 
 
 TemporalClient = Annotated[Client, Depends(get_temporal)]
 
 
 def wants_html(request: Request) -> bool:
-    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "text/html")
+    """Pages answer in HTML unless the caller asked for JSON; the /api/ tree always answers JSON."""
+    return not request.url.path.startswith("/api/") and "application/json" not in request.headers.get("accept", "")
 
 
 def create_app(*, name: str, title: str, service_dir: Path, home: str = "/",
@@ -55,13 +58,8 @@ def create_app(*, name: str, title: str, service_dir: Path, home: str = "/",
     settings = get_settings()
     templates = make_templates(service_dir)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.temporal = None
-        app.state.temporal_lock = asyncio.Lock()
-        yield
-
-    app = FastAPI(title=f"Relais — {title}", lifespan=lifespan, docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app = FastAPI(title=f"Relais — {title}", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app.state.temporal_clients = {}
     app.state.name = name
     app.state.title = title
     app.state.templates = templates

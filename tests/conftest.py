@@ -5,12 +5,14 @@ Environment is set at import, before any project module reads its settings.
 
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from uuid import uuid4
 
+import httpx
 import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -35,7 +37,7 @@ _TMP = Path(tempfile.mkdtemp(prefix="relais-tests-"))
 
 
 def _bin(name: str) -> str:
-    path = shutil.which(name) or shutil.which(name, path=str(Path(os.sys.executable).parent))
+    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
     assert path, f"{name} not found: install the project with `make install`"
     return path
 
@@ -130,3 +132,22 @@ async def time_worker(time_env: WorkflowEnvironment, smtp_sink: SmtpSink) -> Asy
                                               mail_task_queue=mail_queue, executor=executor)
         async with workers[0], workers[1]:
             yield time_env.client, queue, mail_queue
+
+
+@pytest.fixture(scope="session")
+def campaigns_server(database: str, dev_worker: Client, smtp_sink: SmtpSink) -> Iterator[str]:
+    """The campaigns service on a real port, talking to the dev server, PostgreSQL and the sink."""
+    from services.campaigns.app import app
+    from tests.support.web import ServerThread
+
+    server = ServerThread(app, CAMPAIGNS_PORT)
+    server.start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+async def http(campaigns_server: str) -> AsyncIterator[httpx.AsyncClient]:
+
+    async with httpx.AsyncClient(base_url=campaigns_server, timeout=30) as client:
+        yield client

@@ -37,7 +37,7 @@ def _row(outbox_id: int) -> OutboxMessage:
 async def test_enqueue_twice_with_the_same_key_writes_one_row() -> None:
     key = f"t-{uuid4().hex}"
     assert _enqueue(key=key) == _enqueue(key=key)
-    assert _row(_enqueue(key=key)).message_id == outbox.message_id_for(key, get_settings().mail_domain)
+    assert _row(_enqueue(key=key)).message_id == outbox.message_id_for(key, get_settings())
 
 
 async def test_send_activity_run_twice_sends_one_mail(sink: SmtpSink) -> None:

