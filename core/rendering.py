@@ -39,4 +39,5 @@ def text_to_html(text: str) -> str:
     from markupsafe import escape
 
     paragraphs = [p for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
-    return "".join(f"<p>{escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
+    # str() first: Markup.replace would escape the "<br>" it inserts.
+    return "".join("<p>" + str(escape(p.strip("\n"))).replace("\n", "<br>") + "</p>" for p in paragraphs)

@@ -4,13 +4,17 @@ SQL visibility allows at most 10 Keyword attributes in total, so every domain sh
 """
 
 from collections.abc import Sequence
+from typing import Any
 
+import structlog
+from temporalio import activity
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
 from core.settings import Settings, get_settings
 
@@ -63,6 +67,22 @@ async def register_search_attributes(client: Client, namespace: str | None = Non
             AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)  # type: ignore[arg-type]
         )
     return sorted(missing)
+
+
+class LogContextInterceptor(Interceptor):
+    """Binds workflow id, activity and attempt into structlog's context for every activity log line."""
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _BindActivityContext(next)
+
+
+class _BindActivityContext(ActivityInboundInterceptor):
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        info = activity.info()
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(workflow_id=info.workflow_id, activity=info.activity_type,
+                                               attempt=info.attempt)
+        return await self.next.execute_activity(input)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from activities.campaigns import CampaignActivities
 from activities.mail import MailActivities
 from core.logging import configure_logging, log
 from core.settings import Settings, get_settings
-from core.temporal import connect, register_search_attributes
+from core.temporal import LogContextInterceptor, connect, register_search_attributes
 from workflows.testmail import TestMailWorkflow
 
 WORKFLOWS: list[type] = [TestMailWorkflow]
@@ -34,6 +34,7 @@ def build_workers(client: Client, settings: Settings, *, task_queue: str | None 
         workflows=WORKFLOWS,
         activities=[campaigns.prepare_test_mail],
         activity_executor=executor,
+        interceptors=[LogContextInterceptor()],
         max_concurrent_activities=ACTIVITY_THREADS,
     )
     mailer = Worker(
@@ -42,6 +43,7 @@ def build_workers(client: Client, settings: Settings, *, task_queue: str | None 
         activities=[mail.send_mail],
         max_task_queue_activities_per_second=settings.mail_rate_per_second,
         max_concurrent_activities=20,
+        interceptors=[LogContextInterceptor()],
     )
     return [main, mailer]
 

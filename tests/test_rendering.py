@@ -11,6 +11,7 @@ def test_fields_are_substituted_and_html_is_escaped() -> None:
     assert render("Bonjour {{prenom}} {{ nom }}", context) == "Bonjour <b>Zoé</b> Martin"
     assert render("Bonjour {{prenom}}", context, html=True) == "Bonjour &lt;b&gt;Zoé&lt;/b&gt;"
     assert text_to_html("A & B\n\nC") == "<p>A &amp; B</p><p>C</p>"
+    assert text_to_html("Bonjour <Zoé>,\nà bientôt\n") == "<p>Bonjour &lt;Zoé&gt;,<br>à bientôt</p>"
 
 
 def test_unknown_field_fails_instead_of_rendering_blank() -> None:
