@@ -6,11 +6,11 @@ from temporalio.exceptions import ApplicationError
 
 from core import outbox
 from core.db import session_scope
-from core.rendering import RenderError, render, text_to_html
+from core.rendering import RenderError
 from core.settings import Settings
-from services.campaigns.fields import driver_context
 from services.campaigns.links import ack_url
 from services.campaigns.models import Driver, TestMail
+from services.campaigns.service.mailtemplates import current_vehicles, render_for_driver
 
 
 class CampaignActivities:
@@ -28,18 +28,18 @@ class CampaignActivities:
             assert driver is not None and driver.organisation_id == test_mail.organisation_id
             if not driver.email:
                 raise ApplicationError("Adresse mail manquante dans les infos du conducteur", non_retryable=True)
-            context = driver_context(driver, self.settings)
+            vehicle = current_vehicles(session, [driver.id]).get(driver.id)
             try:
-                subject = render(test_mail.subject, context)
-                text = render(test_mail.body, context)
+                mail = render_for_driver(test_mail.subject, test_mail.body, driver=driver, vehicle=vehicle,
+                                         settings=self.settings)
             except RenderError as exc:
                 raise ApplicationError(str(exc), non_retryable=True) from exc
             link = ack_url(self.settings, test_mail.id)
-            html = text_to_html(text) + f'<p><a href="{escape(link)}">Confirmer la réception</a></p>'
-            text += f"\n\nConfirmer la réception : {link}\n"
+            html = mail.html + f'<p><a href="{escape(link)}">Confirmer la réception</a></p>'
+            text = mail.text + f"\n\nConfirmer la réception : {link}\n"
             outbox_id = outbox.enqueue(
                 session, settings=self.settings, organisation_id=test_mail.organisation_id,
-                key=f"test-mail-{test_mail.id}", to=[driver.email], subject=subject, text=text,
+                key=f"test-mail-{test_mail.id}", to=[driver.email], subject=mail.subject, text=text,
                 html=html,
             )
             test_mail.outbox_id = outbox_id

@@ -13,7 +13,7 @@ from core.outbox import HeaderInjection, SendResult, build_email, smtp_send
 from core.settings import Settings
 
 
-def _smtp_code(exc: Exception) -> int | None:
+def smtp_code(exc: Exception) -> int | None:
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         codes = [r.code for r in exc.recipients]
         return max(codes) if codes else None
@@ -38,7 +38,7 @@ class MailActivities:
             await asyncio.to_thread(self._record, outbox_id, "ko", str(exc))
             return SendResult(outbox_id, "ko", str(exc))
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            code = _smtp_code(exc)
+            code = smtp_code(exc)
             reply = f"{code} {getattr(exc, 'message', '') or exc}" if code else f"{type(exc).__name__}: {exc}"
             if code is not None and 500 <= code < 600:
                 # Permanent refusal: retrying would only annoy the server.

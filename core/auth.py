@@ -28,7 +28,8 @@ def db_session() -> Iterator[Session]:
         session.close()
 
 
-DbSession = Annotated[Session, Depends(db_session)]
+# scope="function": commit before the response leaves, so the page a redirect leads to sees the write.
+DbSession = Annotated[Session, Depends(db_session, scope="function")]
 
 
 def current_user(request: Request, session: DbSession) -> User:

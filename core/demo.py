@@ -1,7 +1,6 @@
 """`python -m core.demo`: idempotent demo data (fictional French organisations, managers, drivers)."""
 
 import hashlib
-import random
 import unicodedata
 
 from sqlalchemy import select
@@ -28,14 +27,6 @@ USERS = [
 # Fixed, dev-only partner keys so the API can be tried at once (never loaded in prod).
 API_KEYS = {"garonne": "rk_demogaronne_cle-de-demo-garonne", "armor": "rk_demoarmor_cle-de-demo-armor"}
 
-PRENOMS = ["Camille", "Lucas", "Léa", "Hugo", "Chloé", "Louis", "Manon", "Gabriel", "Emma", "Jules", "Inès",
-           "Arthur", "Sarah", "Nathan", "Zoé", "Théo", "Jade", "Raphaël", "Louise", "Tom", "Élodie", "Noé"]
-NOMS = ["Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand", "Leroy", "Moreau",
-        "Simon", "Laurent", "Lefebvre", "Michel", "Garcia", "David", "Bertrand", "Roux", "Vincent", "Fournier",
-        "Morel", "Girard", "André", "Mercier", "Dupont", "Lambert", "Bonnet", "François", "Le Goff", "Castelli"]
-CODES_POSTAUX = ["31000", "33000", "75011", "69003", "13008", "29200", "35000", "44000", "59000", "67000",
-                 "20000", "20200", "97400", "97200", "06000", "34000", "64100", "21000", "87000", "97300"]
-
 
 def _upsert_organisations(session: Session) -> dict[str, int]:
     for slug, name, kind in ORGANISATIONS:
@@ -58,25 +49,6 @@ def _upsert_users(session: Session, orgs: dict[str, int]) -> None:
         ).on_conflict_do_nothing(index_elements=["prefix"]))
 
 
-def _upsert_drivers(session: Session, orgs: dict[str, int]) -> None:
-    from services.campaigns.models import Driver
-
-    rng = random.Random(42)  # same demo data on every machine
-    for slug, count in (("garonne", 300), ("armor", 60)):
-        rows = []
-        for n in range(1, count + 1):
-            prenom, nom = rng.choice(PRENOMS), rng.choice(NOMS)
-            has_email = n % 12 != 0  # some drivers have no e-mail, as in real fleets
-            email = _ascii(f"{prenom}.{nom}.{n}@{slug}.example") if has_email else None
-            rows.append({
-                "organisation_id": orgs[slug], "matricule": f"{slug[:3].upper()}{n:05d}",
-                "civilite": rng.choice(["M.", "Mme"]), "nom": nom, "prenom": prenom, "email": email,
-                "code_postal": rng.choice(CODES_POSTAUX),
-            })
-        session.execute(insert(Driver).values(rows).on_conflict_do_nothing(
-            index_elements=["organisation_id", "matricule"]))
-
-
 def _ascii(address: str) -> str:
     """"Léa.André" → "lea.andre": demo addresses stay plain ASCII, as most mail systems expect."""
     return unicodedata.normalize("NFKD", address).encode("ascii", "ignore").decode().lower().replace(" ", "-")
@@ -89,7 +61,9 @@ def load_demo() -> None:
     with session_scope() as session:
         orgs = _upsert_organisations(session)
         _upsert_users(session, orgs)
-        _upsert_drivers(session, orgs)
+        from services.campaigns.demo import load_fleet_demo  # services import core, not the reverse, at load
+
+        load_fleet_demo(session, orgs)
 
 
 if __name__ == "__main__":

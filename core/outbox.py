@@ -3,9 +3,12 @@
 import hashlib
 import hmac
 import ssl
-from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import formatdate
+from dataclasses import dataclass, field
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import formataddr, formatdate, parseaddr
 
 import aiosmtplib
 from sqlalchemy import select
@@ -47,41 +50,83 @@ def message_id_for(key: str, settings: Settings) -> str:
     return f"<{digest}@{settings.mail_domain}>"
 
 
+@dataclass(frozen=True)
+class NewMessage:
+    key: str
+    to: list[str]
+    subject: str
+    text: str
+    html: str | None = None
+    cc: list[str] = field(default_factory=list)
+
+
 def enqueue(session: Session, *, settings: Settings, organisation_id: int, key: str, to: list[str],
             subject: str, text: str, html: str | None = None, cc: list[str] | None = None) -> int:
     """Write the message once per `key` (a retried producer gets the existing row's id)."""
-    for address in [*to, *(cc or [])]:
-        _check_header("To/Cc", address)
-    _check_header("Subject", subject)
-    row = session.execute(
-        insert(OutboxMessage)
-        .values(organisation_id=organisation_id, key=key, message_id=message_id_for(key, settings),
-                sender=settings.mail_from, recipients=to, cc=cc or [], subject=subject, text_body=text,
-                html_body=html, attachments=[], status="pending", attempts=0, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["key"])
-        .returning(OutboxMessage.id)
-    ).first()
-    if row is not None:
-        return int(row[0])
-    return int(session.scalars(select(OutboxMessage.id).where(OutboxMessage.key == key)).one())
+    message = NewMessage(key, to, subject, text, html, cc or [])
+    return enqueue_many(session, settings=settings, organisation_id=organisation_id, messages=[message])[key]
 
 
-def build_email(row: OutboxMessage) -> EmailMessage:
-    msg = EmailMessage()
-    msg["From"] = _check_header("From", row.sender)
-    msg["To"] = _check_header("To", ", ".join(row.recipients))
+def enqueue_many(session: Session, *, settings: Settings, organisation_id: int,
+                 messages: list[NewMessage]) -> dict[str, int]:
+    """Many messages in one statement; returns the outbox id of each key (existing rows are kept as they are)."""
+    if not messages:
+        return {}
+    for m in messages:
+        for address in [*m.to, *m.cc]:
+            _check_header("To/Cc", address)
+        _check_header("Subject", m.subject)
+    now = utcnow()
+    rows = [dict(organisation_id=organisation_id, key=m.key, message_id=message_id_for(m.key, settings),
+                 sender=settings.mail_from, recipients=m.to, cc=m.cc, subject=m.subject, text_body=m.text,
+                 html_body=m.html, attachments=[], status="pending", attempts=0, created_at=now) for m in messages]
+    # executemany form: one cached statement, batched by SQLAlchemy's "insertmanyvalues".
+    session.execute(insert(OutboxMessage).on_conflict_do_nothing(index_elements=["key"]), rows)
+    keys = [m.key for m in messages]
+    found = session.execute(select(OutboxMessage.key, OutboxMessage.id).where(OutboxMessage.key.in_(keys)))
+    return {key: int(outbox_id) for key, outbox_id in found}
+
+
+def _header(value: str) -> str:
+    """RFC 2047-encode non-ASCII header text (accents in subjects and names)."""
+    return value if value.isascii() else Header(value, "utf-8").encode()
+
+
+def _address(value: str) -> str:
+    if "<" not in value:
+        return value  # a bare address: nothing to encode (and parsing is the costly part)
+    name, address = parseaddr(value)
+    return formataddr((name, address), charset="utf-8") if name else address
+
+
+def build_email(row: OutboxMessage) -> MIMEMultipart | MIMEText:
+    """The MIME message of an outbox row.
+
+    Built with the classic `email.mime` classes (compat32 policy): three times cheaper than
+    `EmailMessage`, which matters when a campaign builds thousands of them.
+    """
+    text = MIMEText(row.text_body, "plain", "utf-8")
+    msg: MIMEMultipart | MIMEText = text
+    if row.html_body:
+        msg = MIMEMultipart("alternative")
+        msg.attach(text)
+        msg.attach(MIMEText(row.html_body, "html", "utf-8"))
+    msg["From"] = _address(_check_header("From", row.sender))
+    msg["To"] = ", ".join(_address(_check_header("To", a)) for a in row.recipients)
     if row.cc:
-        msg["Cc"] = _check_header("Cc", ", ".join(row.cc))
-    msg["Subject"] = _check_header("Subject", row.subject)
+        msg["Cc"] = ", ".join(_address(_check_header("Cc", a)) for a in row.cc)
+    msg["Subject"] = _header(_check_header("Subject", row.subject))
     msg["Message-ID"] = row.message_id
     msg["Date"] = formatdate(localtime=False)
-    msg.set_content(row.text_body)
-    if row.html_body:
-        msg.add_alternative(row.html_body, subtype="html")
     return msg
 
 
-async def smtp_send(settings: Settings, msg: EmailMessage) -> str:
+def envelope(row: OutboxMessage) -> tuple[str, list[str]]:
+    """SMTP envelope sender and recipients, without re-parsing the built headers."""
+    return parseaddr(row.sender)[1], [*row.recipients, *row.cc]
+
+
+async def smtp_send(settings: Settings, msg: Message) -> str:
     """One SMTP transaction; returns the server's final reply. Raises aiosmtplib errors as they come."""
     context = ssl.create_default_context() if settings.smtp_starttls else None
     _errors, reply = await aiosmtplib.send(

@@ -1,8 +1,9 @@
 """Rendering of manager-written templates: Jinja2 sandbox, StrictUndefined, autoescape for HTML."""
 
+from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, UndefinedError, meta
+from jinja2 import StrictUndefined, Template, TemplateError, UndefinedError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
 
@@ -24,14 +25,26 @@ def template_fields(source: str) -> set[str]:
         raise RenderError(f"Modèle illisible (ligne {getattr(exc, 'lineno', '?')}) : {exc}") from exc
 
 
+@lru_cache(maxsize=256)
+def _compiled(source: str, html: bool) -> Template:
+    """Compiling costs far more than rendering: a campaign compiles its template once, not per recipient."""
+    return (_html_env if html else _text_env).from_string(source)
+
+
 def render(source: str, context: dict[str, Any], *, html: bool = False) -> str:
-    env = _html_env if html else _text_env
     try:
-        return env.from_string(source).render(context)
+        return _compiled(source, html).render(context)
     except UndefinedError as exc:
         raise RenderError(f"Champ inconnu dans le modèle : {exc.message}") from exc
     except TemplateError as exc:
         raise RenderError(f"Modèle invalide : {exc}") from exc
+
+
+def render_text_as_html(source: str, context: dict[str, Any]) -> str:
+    """A plain-text template as HTML: values escaped (Markup values kept), blank lines make paragraphs."""
+    rendered = render(source, context, html=True)
+    paragraphs = [p.strip("\n") for p in rendered.replace("\r\n", "\n").split("\n\n") if p.strip()]
+    return "".join("<p>" + p.replace("\n", "<br>") + "</p>" for p in paragraphs)
 
 
 def text_to_html(text: str) -> str:

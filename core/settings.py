@@ -45,12 +45,18 @@ class Settings(BaseSettings):
 
     session_max_age_seconds: int = 8 * 3600
     action_link_max_age_days: int = 30
+    # Validity of the {{lien_connexion}} link to the driver's space (no password: the link is the key).
+    driver_space_link_days: int = 30
+    # Campaign sending: recipients rendered per batch, and parallel SMTP connections per batch.
+    campaign_batch_size: int = 500
+    smtp_connections: int = 4
+    smtp_max_per_second: float = 0.0
     pdf_timeout_seconds: float = 30.0
 
     @model_validator(mode="after")
     def _secrets_required_outside_dev(self) -> "Settings":
-        if self.environment == "prod" and (self.secret_key == DEV_SECRET or len(self.secret_key) < 32):
-            raise ValueError("SECRET_KEY must be set to a random value of at least 32 characters in prod")
+        if self.environment != "dev" and (self.secret_key == DEV_SECRET or len(self.secret_key) < 32):
+            raise ValueError("SECRET_KEY must be set to a random value of at least 32 characters outside dev")
         if self.environment == "prod" and not self.database_url:
             raise ValueError("DATABASE_URL is required in prod")
         return self

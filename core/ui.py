@@ -1,12 +1,14 @@
 """Server-rendered UI helpers shared by the four services: templates, flash, pagination, CSRF."""
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from math import ceil
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from fastapi import HTTPException, Request
+from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, FileSystemLoader
 from sqlalchemy import Select, func, select
@@ -32,7 +34,8 @@ def make_templates(service_dir: Path) -> Jinja2Templates:
         csrf_token=csrf_token,
         pop_flashes=pop_flashes,
     )
-    templates.env.filters["dt"] = lambda v: v.astimezone().strftime("%d/%m/%Y %H:%M") if v else ""
+    templates.env.filters["dt"] = lambda v: v.astimezone().strftime("%d/%m/%Y à %Hh%M") if v else "-"
+    templates.env.filters["d"] = lambda v: v.strftime("%d/%m/%Y") if v else "-"
     return templates
 
 
@@ -87,8 +90,31 @@ class Page(Generic[T]):
         return max(1, ceil(self.total / self.per_page))
 
 
-def paginate(session: Session, stmt: Select[Any], *, page: int = 1, per_page: int = 25) -> Page[Any]:
+def paginate(session: Session, stmt: Select, *, page: int = 1, per_page: int = 25) -> Page[Any]:  # type: ignore[type-arg]
     page = max(1, page)
     total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    items = list(session.scalars(stmt.limit(per_page).offset((page - 1) * per_page)))
+    window = stmt.limit(per_page).offset((page - 1) * per_page)
+    # One entity per row → the entities; several (a join) → rows. (Split in two statements: mypy 2.4
+    # crashes inferring the overloads of a conditional expression here.)
+    items: list[Any]
+    if len(stmt.column_descriptions) == 1:  # noqa: SIM108
+        items = list(session.scalars(window))
+    else:
+        items = list(session.execute(window).all())
     return Page(items, page, per_page, total)
+
+
+def render_page(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+    """Render a page of the app's templates (`user`, forms, pages... come in `ctx`)."""
+    templates: Jinja2Templates = request.app.state.templates
+    return templates.TemplateResponse(request, name, ctx, status_code=status)
+
+
+def author_names(session: Session, rows: Iterable[Any]) -> dict[int, str]:
+    """Full names of the users in rows' created_by_id / updated_by_id, in one query (for "Créé par")."""
+    from core.models import User
+
+    ids = {i for r in rows for i in (getattr(r, "created_by_id", None), getattr(r, "updated_by_id", None)) if i}
+    if not ids:
+        return {}
+    return {uid: name for uid, name in session.execute(select(User.id, User.full_name).where(User.id.in_(ids)))}

@@ -4,6 +4,7 @@ Two workers share one client: the main task queue (workflows and DB activities) 
 task queue, whose rate is limited server-side so that no deployment floods its SMTP relay.
 """
 
+import argparse
 import asyncio
 import signal
 from concurrent.futures import ThreadPoolExecutor
@@ -11,14 +12,17 @@ from concurrent.futures import ThreadPoolExecutor
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.campaign_email import CampaignEmailActivities
 from activities.campaigns import CampaignActivities
 from activities.mail import MailActivities
+from activities.mail_batch import MailBatchActivities
 from core.logging import configure_logging, log
 from core.settings import Settings, get_settings
 from core.temporal import LogContextInterceptor, connect, register_search_attributes
+from workflows.campaign_email import EmailCampaignWorkflow
 from workflows.testmail import TestMailWorkflow
 
-WORKFLOWS: list[type] = [TestMailWorkflow]
+WORKFLOWS: list[type] = [TestMailWorkflow, EmailCampaignWorkflow]
 # Blocking activities (DB, WeasyPrint, openpyxl) run in this many threads.
 ACTIVITY_THREADS = 16
 
@@ -27,12 +31,16 @@ def build_workers(client: Client, settings: Settings, *, task_queue: str | None 
                   mail_task_queue: str | None = None, executor: ThreadPoolExecutor) -> list[Worker]:
     """The workers of this deployment; tests pass their own task queue names."""
     campaigns = CampaignActivities(settings)
+    email_campaigns = CampaignEmailActivities(settings)
     mail = MailActivities(settings)
+    mail_batch = MailBatchActivities(settings)
     main = Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
-        activities=[campaigns.prepare_test_mail],
+        activities=[campaigns.prepare_test_mail, email_campaigns.freeze_campaign_recipients,
+                    email_campaigns.prepare_campaign_batch, email_campaigns.record_campaign_batch,
+                    email_campaigns.finish_campaign],
         activity_executor=executor,
         interceptors=[LogContextInterceptor()],
         max_concurrent_activities=ACTIVITY_THREADS,
@@ -40,7 +48,7 @@ def build_workers(client: Client, settings: Settings, *, task_queue: str | None 
     mailer = Worker(
         client,
         task_queue=mail_task_queue or settings.mail_task_queue,
-        activities=[mail.send_mail],
+        activities=[mail.send_mail, mail_batch.send_mail_batch],
         max_task_queue_activities_per_second=settings.mail_rate_per_second,
         max_concurrent_activities=20,
         interceptors=[LogContextInterceptor()],
@@ -48,7 +56,8 @@ def build_workers(client: Client, settings: Settings, *, task_queue: str | None 
     return [main, mailer]
 
 
-async def main() -> None:
+async def main(only: str | None = None) -> None:
+    """Run both workers, or only one: `--only mail` puts SMTP on its own process (and CPU core)."""
     configure_logging()
     settings = get_settings()
     client = await connect(settings)
@@ -58,9 +67,10 @@ async def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
-        workers = build_workers(client, settings, executor=executor)
+        main_worker, mail_worker = build_workers(client, settings, executor=executor)
+        workers = {"main": [main_worker], "mail": [mail_worker]}.get(only or "", [main_worker, mail_worker])
         tasks = [asyncio.create_task(w.run()) for w in workers]
-        log.info("worker.started", task_queues=[settings.task_queue, settings.mail_task_queue])
+        log.info("worker.started", task_queues=[w.task_queue for w in workers])
         await stop.wait()
         log.info("worker.stopping")
         await asyncio.gather(*(w.shutdown() for w in workers))
@@ -68,4 +78,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser(description="Relais Temporal worker")
+    parser.add_argument("--only", choices=["main", "mail"], help="run a single task queue's worker")
+    asyncio.run(main(parser.parse_args().only))

@@ -119,3 +119,22 @@ async def test_workflow_retries_smtp_outage_with_backoff(time_worker: tuple[Clie
                                                execution_timeout=timedelta(days=2))
     assert status == "sent"
     assert len(sink.messages) == 1 and _row(outbox_id).attempts == 3
+
+
+async def test_batch_sends_each_row_once_keeps_refusals_and_retries_outages(sink: SmtpSink) -> None:
+    """The campaign path: several connections; 5xx → KO, 4xx → stays pending and the activity fails
+    (Temporal retries it); the retry sends only what is left."""
+    from activities.mail_batch import MailBatchActivities
+
+    ids = [_enqueue(to=f"lot{n}@garonne.example") for n in range(12)]
+    sink.scripted_replies.extend(["550 5.1.1 Inconnu", "451 4.3.0 Plus tard"])
+    activities = MailBatchActivities(get_settings().model_copy(update={"smtp_connections": 3}))
+    with pytest.raises(ApplicationError, match="1 message\\(s\\) en attente"):
+        await ActivityEnvironment().run(activities.send_mail_batch, ids)
+    statuses = [_row(i).status for i in ids]
+    assert statuses.count("sent") == 10 and statuses.count("ko") == 1 and statuses.count("pending") == 1
+    retried = await ActivityEnvironment().run(activities.send_mail_batch, ids)
+    assert (retried.sent, retried.ko, retried.pending) == (1, 0, 0)
+    assert len(sink.messages) == 11 and len({m["To"] for m in sink.messages}) == 11
+    again = await ActivityEnvironment().run(activities.send_mail_batch, ids)
+    assert (again.sent, again.ko, again.pending) == (0, 0, 0) and len(sink.messages) == 11

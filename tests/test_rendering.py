@@ -3,7 +3,6 @@
 import pytest
 
 from core.rendering import RenderError, render, template_fields, text_to_html
-from services.campaigns.service import check_template
 
 
 def test_fields_are_substituted_and_html_is_escaped() -> None:
@@ -29,10 +28,7 @@ def test_the_sandbox_blocks_python_internals(source: str) -> None:
         render(source, {"prenom": "Zoé"})
 
 
-def test_template_check_names_unknown_fields_and_syntax_errors() -> None:
+def test_template_fields_and_syntax_errors() -> None:
     assert template_fields("{{prenom}} {{ nom }}") == {"prenom", "nom"}
-    assert check_template("Bonjour {{prenom}}", "le sujet") is None
-    message = check_template("Bonjour {{prenom}} {{voiture}}", "le sujet")
-    assert message and message.startswith("Champ inconnu dans le sujet : {{voiture}}")
-    broken = check_template("Bonjour\n{{prenom", "le contenu")
-    assert broken and "ligne 2" in broken
+    with pytest.raises(RenderError, match="ligne 2"):
+        template_fields("Bonjour\n{{prenom")

@@ -83,7 +83,7 @@ async def test_unknown_field_is_refused_next_to_the_field_and_nothing_is_created
     refused = await _send(http, driver_id=str(_driver().id), subject="Bonjour {{prenom}}",
                           body="Votre véhicule {{vehicule_inconnu}}")
     assert refused.status_code == 422
-    assert "Champ inconnu dans le contenu : {{vehicule_inconnu}}" in text(refused)
+    assert "Contenu, ligne 1 : champ inconnu « {{vehicule_inconnu}} »" in text(refused)
     assert 'id="body-error"' in text(refused)
     no_email = await _send(http, driver_id=str(_driver(email_required=False).id), subject="S", body="B")
     assert no_email.status_code == 422 and "Adresse mail manquante" in text(no_email)

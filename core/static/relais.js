@@ -15,3 +15,19 @@ document.addEventListener("DOMContentLoaded", () => {
     btn.addEventListener("click", (ev) => { if (!confirm(btn.dataset.confirm)) ev.preventDefault(); });
   });
 });
+// Dynamic-field buttons: a click writes {{field}} where the cursor was in the last focused field.
+document.addEventListener("DOMContentLoaded", () => {
+  let target = document.querySelector("[data-insert-target]");
+  document.querySelectorAll("input[type=text], textarea").forEach((el) =>
+    el.addEventListener("focus", () => { target = el; }));
+  document.querySelectorAll("[data-insert]").forEach((btn) => {
+    btn.addEventListener("click", (ev) => {
+      ev.preventDefault();
+      if (!target) return;
+      const text = btn.dataset.insert, start = target.selectionStart ?? target.value.length;
+      target.value = target.value.slice(0, start) + text + target.value.slice(target.selectionEnd ?? start);
+      target.focus();
+      target.selectionStart = target.selectionEnd = start + text.length;
+    });
+  });
+});

@@ -5,9 +5,9 @@ from fastapi import APIRouter, HTTPException
 from core.auth import DbSession, PartnerKey
 from core.db import scoped
 from core.ui import paginate
-from services.campaigns import service
 from services.campaigns.models import Driver
 from services.campaigns.schemas import DriverOut, TestMailOut
+from services.campaigns.service import testmail as service
 
 router = APIRouter(prefix="/api/v1", tags=["campagnes"])
 

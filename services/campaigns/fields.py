@@ -1,25 +1,50 @@
 """The dynamic fields a campaigns template may use, and their values for one driver."""
 
+from datetime import date
 from typing import Any
 
-from core.settings import Settings
-from services.campaigns.models import Driver
+from markupsafe import Markup
 
-# Grows with the fleet reference data (vehicles, readings) in the campaigns issues.
+from services.campaigns.models import Driver, Vehicle
+
+# Order and names as the seed's "CHAMPS DYNAMIQUES" panel shows them.
 FIELDS: dict[str, str] = {
     "nom": "Nom",
     "prenom": "Prénom",
     "matricule": "Matricule",
     "code_postal": "Code postal",
     "email": "Email",
+    "vehicule_actuel": "Véhicule actuel",
+    "futur_vehicule": "Futur véhicule",
+    "loueur": "Loueur",
+    "duree_de_contrat": "Durée de contrat",
+    "dernier_releve": "Dernier relevé kilométrique",
+    "date_dernier_releve": "Date du dernier relevé",
+    "lien_connexion": "Lien vers l'Espace Conducteur",
 }
+LINK_FIELD = "lien_connexion"
+LINK_LABEL = "Accéder à mon Espace Conducteur"
 
 
-def driver_context(driver: Driver, settings: Settings) -> dict[str, Any]:
+def _date(value: date | None) -> str:
+    return value.strftime("%d/%m/%Y") if value else ""
+
+
+def driver_context(driver: Driver, vehicle: Vehicle | None, *, link: str, html: bool = False) -> dict[str, Any]:
+    """Values of every field for one driver; in HTML the link is a real anchor, elsewhere the bare URL."""
+    vehicule = " ".join(p for p in (vehicle.marque, vehicle.modele, vehicle.immatriculation) if p) if vehicle else ""
     return {
         "nom": driver.nom,
         "prenom": driver.prenom,
         "matricule": driver.matricule,
         "code_postal": driver.code_postal or "",
         "email": driver.email or "",
+        "vehicule_actuel": vehicule,
+        "futur_vehicule": (vehicle.futur_vehicule if vehicle else None) or "",
+        "loueur": (vehicle.loueur if vehicle else None) or "",
+        "duree_de_contrat": f"{vehicle.duree_contrat_mois} mois" if vehicle and vehicle.duree_contrat_mois else "",
+        "dernier_releve": f"{vehicle.dernier_releve_km:,} km".replace(",", " ")
+        if vehicle and vehicle.dernier_releve_km is not None else "",
+        "date_dernier_releve": _date(vehicle.date_dernier_releve if vehicle else None),
+        LINK_FIELD: Markup('<a href="{}">{}</a>').format(link, LINK_LABEL) if html else link,
     }

@@ -1,8 +1,21 @@
 """Tables owned by the campaigns service (schema `campaigns`)."""
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, OrgScoped, Timestamped, utcnow
@@ -10,8 +23,19 @@ from core.db import Base, OrgScoped, Timestamped, utcnow
 SCHEMA = "campaigns"
 
 
+def _user_fk() -> Mapped[int | None]:
+    return mapped_column(BigInteger, ForeignKey("core.users.id", ondelete="SET NULL"))
+
+
+class Authored(Timestamped):
+    """Créé par / Créé le / Modifié par / Modifié le, as every seed table shows them."""
+
+    created_by_id: Mapped[int | None] = _user_fk()
+    updated_by_id: Mapped[int | None] = _user_fk()
+
+
 class Driver(OrgScoped, Timestamped, Base):
-    """A fleet driver ("utilisateur" in the seed), addressed by campaigns."""
+    """A fleet driver ("utilisateur" in the seed)."""
 
     __tablename__ = "drivers"
     __table_args__ = (UniqueConstraint("organisation_id", "matricule"), {"schema": SCHEMA})
@@ -22,7 +46,110 @@ class Driver(OrgScoped, Timestamped, Base):
     nom: Mapped[str] = mapped_column(String(120))
     prenom: Mapped[str] = mapped_column(String(120))
     email: Mapped[str | None] = mapped_column(String(320))
+    adresse: Mapped[str | None] = mapped_column(String(300))
     code_postal: Mapped[str | None] = mapped_column(String(10))
+    ville: Mapped[str | None] = mapped_column(String(120))
+    # Derived from the personal address's postal code (2A/2B for Corsica, 971–976 overseas).
+    departement: Mapped[str | None] = mapped_column(String(3), index=True)
+    responsable_nom: Mapped[str | None] = mapped_column(String(200))
+    responsable_email: Mapped[str | None] = mapped_column(String(320))
+    valideur_nom: Mapped[str | None] = mapped_column(String(200))
+    valideur_email: Mapped[str | None] = mapped_column(String(320))
+    code_groupe: Mapped[str | None] = mapped_column(String(50))
+    code_societe: Mapped[str | None] = mapped_column(String(50))
+    code_imputation: Mapped[str | None] = mapped_column(String(50))
+
+
+class Vehicle(OrgScoped, Timestamped, Base):
+    """A fleet vehicle ("matériel" in the seed)."""
+
+    __tablename__ = "vehicles"
+    __table_args__ = (UniqueConstraint("organisation_id", "immatriculation"), {"schema": SCHEMA})
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    immatriculation: Mapped[str] = mapped_column(String(20))
+    type_materiel: Mapped[str | None] = mapped_column(String(20))  # VP, VU...
+    marque: Mapped[str | None] = mapped_column(String(80))
+    modele: Mapped[str | None] = mapped_column(String(120))
+    gamme: Mapped[str | None] = mapped_column(String(200))
+    loueur: Mapped[str | None] = mapped_column(String(120))
+    mode_gestion: Mapped[str | None] = mapped_column(String(40))  # LLD, achat...
+    fournisseur: Mapped[str | None] = mapped_column(String(120))
+    date_fin: Mapped[date | None] = mapped_column(Date)
+    duree_contrat_mois: Mapped[int | None] = mapped_column(Integer)
+    driver_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey(f"{SCHEMA}.drivers.id", ondelete="SET NULL"), index=True
+    )
+    futur_vehicule: Mapped[str | None] = mapped_column(String(200))
+    dernier_releve_km: Mapped[int | None] = mapped_column(Integer)
+    date_dernier_releve: Mapped[date | None] = mapped_column(Date)
+
+
+class DistributionList(OrgScoped, Authored, Base):
+    """"Liste de diffusion": filters resolved against the drivers at the time of use."""
+
+    __tablename__ = "distribution_lists"
+    __table_args__ = (UniqueConstraint("organisation_id", "name"), {"schema": SCHEMA})
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # {"departements": [...], "immatriculation": "inclure"|"exclure"|"", "valideur": ..., "responsable": ...,
+    #  "code_groupe": {"mode": "inclure"|"exclure", "values": [...]}, "code_societe": ..., "code_imputation": ...}
+    filters: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+
+
+class MailTemplate(OrgScoped, Authored, Base):
+    """"Modèle de mail": the name is never shown in the mail."""
+
+    __tablename__ = "mail_templates"
+    __table_args__ = (UniqueConstraint("organisation_id", "name"), {"schema": SCHEMA})
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+
+
+class Campaign(OrgScoped, Authored, Base):
+    """A campaign: statuses EN ATTENTE (pending) → EN COURS ENVOI (sending) → ENVOYE (sent)."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20), default="email")  # email | workflow
+    list_id: Mapped[int] = mapped_column(BigInteger, ForeignKey(f"{SCHEMA}.distribution_lists.id"))
+    template_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey(f"{SCHEMA}.mail_templates.id"))
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    launched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    launched_by_id: Mapped[int | None] = _user_fk()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+    workflow_id: Mapped[str | None] = mapped_column(String(200))
+    total: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CampaignRecipient(Base):
+    """One driver of a launched campaign, frozen at launch; its outcome is "Liste envoyés" or "en erreur"."""
+
+    __tablename__ = "campaign_recipients"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "driver_id"),
+        Index("ix_campaign_recipients_campaign_state", "campaign_id", "state", "id"),
+        {"schema": SCHEMA},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(BigInteger, ForeignKey(f"{SCHEMA}.campaigns.id", ondelete="CASCADE"))
+    driver_id: Mapped[int] = mapped_column(BigInteger, ForeignKey(f"{SCHEMA}.drivers.id", ondelete="CASCADE"))
+    # pending → sent | error
+    state: Mapped[str] = mapped_column(String(10), default="pending")
+    status: Mapped[str | None] = mapped_column(String(40))  # "Envoyé", "Mail manquant", "Erreur d'envoi"...
+    message: Mapped[str | None] = mapped_column(Text)
+    email: Mapped[str | None] = mapped_column(String(320))
+    outbox_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("core.outbox.id", ondelete="SET NULL"))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
 
 class TestMail(OrgScoped, Base):
@@ -36,9 +163,7 @@ class TestMail(OrgScoped, Base):
     driver_id: Mapped[int] = mapped_column(BigInteger, ForeignKey(f"{SCHEMA}.drivers.id", ondelete="CASCADE"))
     subject: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
-    created_by_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("core.users.id", ondelete="SET NULL")
-    )
+    created_by_id: Mapped[int | None] = _user_fk()
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     workflow_id: Mapped[str | None] = mapped_column(String(200))
     outbox_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("core.outbox.id", ondelete="SET NULL"))

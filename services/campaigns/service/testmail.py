@@ -9,12 +9,11 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from core.db import get_scoped, scoped
 from core.models import Organisation, OutboxMessage, User
-from core.rendering import RenderError, template_fields
 from core.settings import Settings
 from core.temporal import search_attributes
 from core.ui import Page, paginate
-from services.campaigns.fields import FIELDS
 from services.campaigns.models import Driver, TestMail
+from services.campaigns.service.mailtemplates import check_text
 from workflows.testmail import TestMailInput, TestMailWorkflow
 
 
@@ -31,18 +30,6 @@ def drivers_for_select(session: Session, *, organisation_id: int) -> list[Driver
     return list(session.scalars(scoped(Driver, organisation_id).order_by(Driver.nom, Driver.prenom)))
 
 
-def check_template(source: str, field: str) -> str | None:
-    """The French error for a subject/body using an unknown field, or None when it is fine."""
-    try:
-        unknown = sorted(template_fields(source) - FIELDS.keys())
-    except RenderError as exc:
-        return str(exc)
-    if unknown:
-        names = ", ".join("{{" + n + "}}" for n in unknown)
-        return f"Champ inconnu dans {field} : {names}. Champs possibles : " + ", ".join(FIELDS)
-    return None
-
-
 def create_test_mail(session: Session, *, user: User, driver_id: int | None, subject: str,
                      body: str) -> tuple[TestMail | None, dict[str, str]]:
     """Validate the form and store the test mail; returns (row, {}) or (None, errors by field)."""
@@ -56,12 +43,12 @@ def create_test_mail(session: Session, *, user: User, driver_id: int | None, sub
         errors["subject"] = "Le sujet est obligatoire."
     elif "\n" in subject or "\r" in subject:
         errors["subject"] = "Le sujet doit tenir sur une ligne."
-    elif problem := check_template(subject, "le sujet"):
-        errors["subject"] = problem
+    elif problems := check_text(subject, "Sujet", allow_link_field=False):
+        errors["subject"] = " ".join(problems)
     if not body.strip():
         errors["body"] = "Le contenu est obligatoire."
-    elif problem := check_template(body, "le contenu"):
-        errors["body"] = problem
+    elif problems := check_text(body, "Contenu", allow_link_field=True):
+        errors["body"] = " ".join(problems)
     if errors or driver is None:
         return None, errors
     test_mail = TestMail(organisation_id=user.organisation_id, driver_id=driver.id, subject=subject.strip(),

@@ -1,4 +1,4 @@
-"""Campaigns manager UI (French, server-rendered)."""
+"""Envoi de test: a one-off mail to one driver, to check a text before a campaign."""
 
 from functools import partial
 from typing import Annotated
@@ -11,24 +11,22 @@ from core.auth import CurrentUser, DbSession, Manager
 from core.models import Organisation
 from core.outbox import STATUS_LABELS
 from core.settings import get_settings
-from core.ui import flash
+from core.ui import flash, render_page
 from core.web import TemporalClient
-from services.campaigns import service
 from services.campaigns.fields import FIELDS
 from services.campaigns.models import Driver
+from services.campaigns.service import testmail as service
 
 router = APIRouter()
 
 
 def _render(request: Request, name: str, status: int = 200, **ctx: object) -> HTMLResponse:
-    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
-        request, name, {"status_labels": STATUS_LABELS, "fields": FIELDS, **ctx}, status_code=status
-    )
+    return render_page(request, name, status, status_labels=STATUS_LABELS, fields=FIELDS, **ctx)
 
 
 @router.get("/", include_in_schema=False)
 def home() -> RedirectResponse:
-    return RedirectResponse("/envois-test", status_code=303)
+    return RedirectResponse("/campagnes", status_code=303)
 
 
 @router.get("/envois-test", response_class=HTMLResponse)

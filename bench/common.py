@@ -1,0 +1,81 @@
+"""Shared set-up for the benchmarks: embedded PostgreSQL, the Temporal dev server, smtp-sink, the worker."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def smtp_sink(port: int) -> Iterator[None]:
+    """Postfix's smtp-sink: a fast C sink that accepts and discards everything."""
+    binary = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+    if not Path(binary).exists():
+        raise SystemExit("smtp-sink introuvable : apt-get install postfix (il fournit /usr/sbin/smtp-sink)")
+    proc = subprocess.Popen([binary, "-u", "nobody", "-c", f"127.0.0.1:{port}", "1024"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(5)
+
+
+def start_database() -> str:
+    """A throw-away embedded PostgreSQL, migrated; sets DATABASE_URL for the project's settings."""
+    from core.devstack.postgres import start_embedded
+
+    url = start_embedded(Path(tempfile.mkdtemp(prefix="relais-bench-")) / "pg", on_exit="delete")
+    os.environ["DATABASE_URL"] = url
+    from core.migrate import upgrade_head
+
+    upgrade_head()
+    return url
+
+
+@asynccontextmanager
+async def temporal_and_workers() -> AsyncIterator[object]:
+    """The dev server, and the project's worker as deployed: `python -m core.worker --only main` and
+    `--only mail`, two processes, so that rendering and SMTP each get a CPU core."""
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.testing import WorkflowEnvironment
+
+    from core.temporal import SEARCH_ATTRIBUTES
+
+    temporal = shutil.which("temporal", path=str(Path(sys.executable).parent)) or "temporal"
+    env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal,
+                                                data_converter=pydantic_data_converter,
+                                                search_attributes=SEARCH_ATTRIBUTES)
+    os.environ["TEMPORAL_ADDRESS"] = env.client.service_client.config.target_host
+    workers = [subprocess.Popen([sys.executable, "-m", "core.worker", "--only", queue], cwd=ROOT,
+                                env=os.environ.copy(), stderr=subprocess.DEVNULL) for queue in ("main", "mail")]
+    try:
+        yield env.client
+    finally:
+        for proc in workers:
+            proc.send_signal(signal.SIGTERM)
+        for proc in workers:
+            proc.wait(20)
+        await env.shutdown()

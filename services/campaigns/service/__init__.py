@@ -1,0 +1,1 @@
+"""Campaigns business functions: keyword-only, one unit of work each, organisation-scoped."""

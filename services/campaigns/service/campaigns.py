@@ -1,0 +1,154 @@
+"""Campagnes: create / edit while EN ATTENTE, launch once, archive, progress and result lists."""
+
+from dataclasses import dataclass
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.orm import Session
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+
+from core.db import get_scoped, scoped, utcnow
+from core.models import Organisation, User
+from core.settings import Settings
+from core.temporal import search_attributes
+from services.campaigns.models import Campaign, CampaignRecipient, DistributionList, Driver, MailTemplate
+from workflows.campaign_email import EmailCampaignInput, EmailCampaignWorkflow
+
+STATUS_LABELS = {"pending": "EN ATTENTE", "sending": "EN COURS ENVOI", "sent": "ENVOYE"}
+KIND_LABELS = {"email": "Email"}
+RESULT_HEADERS = ["Nom Campagne", "Matricule", "Nom", "Prénom", "Email", "Statut", "Message"]
+
+
+class CampaignRefused(Exception):
+    """An action the campaign's status does not allow; the message is for the manager."""
+
+
+@dataclass
+class CampaignForm:
+    name: str = ""
+    list_id: int | None = None
+    kind: str = "email"
+    template_id: int | None = None
+
+
+@dataclass
+class Progress:
+    total: int
+    sent: int
+    errors: int
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.errors
+
+    @property
+    def percent(self) -> int:
+        return 100 if self.total == 0 else int(100 * self.done / self.total)
+
+
+def validate(session: Session, *, organisation_id: int, form: CampaignForm) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if not form.name.strip():
+        errors["name"] = "Le nom de la campagne est obligatoire."
+    if form.list_id is None or get_scoped(session, DistributionList, form.list_id, organisation_id) is None:
+        errors["list_id"] = "Choisissez une liste de diffusion."
+    if form.kind not in KIND_LABELS:
+        errors["kind"] = "Choisissez le type de campagne."
+    elif form.template_id is None or get_scoped(session, MailTemplate, form.template_id, organisation_id) is None:
+        errors["template_id"] = "Choisissez un modèle d'email."
+    return errors
+
+
+def save(session: Session, *, user: User, form: CampaignForm, campaign: Campaign | None = None) -> Campaign:
+    if campaign is None:
+        campaign = Campaign(organisation_id=user.organisation_id, created_by_id=user.id, status="pending")
+        session.add(campaign)
+    else:
+        if campaign.status != "pending":
+            raise CampaignRefused("Une campagne lancée ne peut plus être modifiée.")
+        campaign.updated_by_id, campaign.updated_at = user.id, utcnow()
+    campaign.name, campaign.kind = form.name.strip(), form.kind
+    campaign.list_id, campaign.template_id = form.list_id, form.template_id  # type: ignore[assignment]
+    session.flush()
+    return campaign
+
+
+def campaigns_query(organisation_id: int, *, archived: bool, status: str | None) -> Select[Campaign]:
+    stmt = scoped(Campaign, organisation_id).where(Campaign.archived.is_(archived))
+    if status in STATUS_LABELS:
+        stmt = stmt.where(Campaign.status == status)
+    return stmt.order_by(Campaign.created_at.desc(), Campaign.id.desc())
+
+
+def get_campaign(session: Session, *, organisation_id: int, campaign_id: int) -> Campaign | None:
+    return get_scoped(session, Campaign, campaign_id, organisation_id)
+
+
+def progress(session: Session, campaign: Campaign) -> Progress:
+    counts = progress_by_campaign(session, [campaign.id])[campaign.id]
+    return Progress(campaign.total, counts.get("sent", 0), counts.get("error", 0))
+
+
+def progress_by_campaign(session: Session, ids: list[int]) -> dict[int, dict[str, int]]:
+    """Sent and error counts of many campaigns at once (the table's Envois / Liste columns)."""
+    result: dict[int, dict[str, int]] = {i: {} for i in ids}
+    rows = session.execute(
+        select(CampaignRecipient.campaign_id, CampaignRecipient.state, func.count())
+        .where(CampaignRecipient.campaign_id.in_(ids)).group_by(CampaignRecipient.campaign_id, CampaignRecipient.state)
+    )
+    for campaign_id, state, count in rows:
+        result[campaign_id][state] = count
+    return result
+
+
+def results_query(campaign: Campaign, state: str) -> Select[CampaignRecipient, Driver]:
+    """The "Liste des envois réussis" (state sent) or "en erreur" (state error)."""
+    return (select(CampaignRecipient, Driver).join(Driver, Driver.id == CampaignRecipient.driver_id)
+            .where(CampaignRecipient.campaign_id == campaign.id, CampaignRecipient.state == state)
+            .order_by(Driver.nom, Driver.prenom, CampaignRecipient.id))
+
+
+def result_rows(session: Session, campaign: Campaign, state: str) -> list[list[object]]:
+    return [[campaign.name, d.matricule, d.nom, d.prenom, r.email or "", r.status or "", r.message or ""]
+            for r, d in session.execute(results_query(campaign, state))]
+
+
+def claim_launch(session: Session, *, campaign: Campaign, user: User) -> None:
+    """EN ATTENTE → EN COURS ENVOI, atomically: of two clicks, exactly one gets here."""
+    claimed = session.execute(
+        update(Campaign).where(Campaign.id == campaign.id, Campaign.status == "pending", Campaign.archived.is_(False))
+        .values(status="sending", launched_at=utcnow(), launched_by_id=user.id, workflow_id=f"campaign-{campaign.id}")
+        .returning(Campaign.id)
+    ).first()
+    if claimed is None:
+        raise CampaignRefused(f"La campagne « {campaign.name} » a déjà été lancée.")
+    session.refresh(campaign)
+
+
+async def start_workflow(client: Client, *, settings: Settings, campaign: Campaign, organisation: Organisation) -> None:
+    """Start (or find) the campaign's workflow: its id is the campaign's, so a relaunch starts nothing new."""
+    await client.start_workflow(
+        EmailCampaignWorkflow.run,
+        EmailCampaignInput(campaign.id, settings.mail_task_queue, settings.campaign_batch_size),
+        id=f"campaign-{campaign.id}",
+        task_queue=settings.task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=search_attributes(RelaisOrganisation=organisation.slug, RelaisDomain="campaigns",
+                                            RelaisCampaign=str(campaign.id), RelaisFamily="email",
+                                            RelaisStatus="EN COURS ENVOI"),
+        static_summary=f"Campagne Email « {campaign.name} » ({organisation.name})",
+    )
+
+
+def archive(session: Session, *, campaign: Campaign, user: User) -> None:
+    if campaign.status == "sending":
+        raise CampaignRefused("La campagne est en cours d'envoi : archivez-la une fois l'envoi terminé.")
+    campaign.archived, campaign.updated_by_id, campaign.updated_at = True, user.id, utcnow()
+
+
+def release_launch(session: Session, *, campaign: Campaign) -> None:
+    """Undo a claim whose workflow could not be started, so the manager can launch again."""
+    session.execute(update(Campaign).where(Campaign.id == campaign.id, Campaign.status == "sending")
+                    .values(status="pending", launched_at=None, launched_by_id=None, workflow_id=None))
+    session.commit()
