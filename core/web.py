@@ -19,6 +19,7 @@ from temporalio.client import Client
 
 from core.auth import DbSession, LoginRequired
 from core.db import get_engine
+from core.limits import BodySizeLimit
 from core.logging import configure_logging, log
 from core.security import authenticate
 from core.settings import get_settings
@@ -83,6 +84,7 @@ def create_app(*, name: str, title: str, service_dir: Path, home: str = "/",
         response.headers.setdefault("X-Frame-Options", "DENY")
         return response
 
+    app.add_middleware(BodySizeLimit)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(_health_router())
     app.include_router(_login_router(templates, home))

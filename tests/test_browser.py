@@ -59,3 +59,55 @@ async def test_manager_sends_a_test_mail_in_the_browser(page, dev_worker: Client
         assert driver is not None
     [mail] = sink.to(driver.email or "")
     assert mail["Subject"] == f"Test navigateur pour {driver.prenom}"
+
+
+async def test_manager_builds_and_launches_a_campaign_in_the_browser(page, campaigns_server: str,  # type: ignore[no-untyped-def]
+                                                                     dev_worker: Client, sink: SmtpSink) -> None:
+    from tests.support.factories import PASSWORD, make_org
+
+    org = make_org(count=30, no_email_every=10)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.on("dialog", lambda dialog: dialog.accept())  # the "Voulez-vous vraiment … ?" confirmations
+    await page.goto("/login")
+    await page.fill("#email", org.manager_email)
+    await page.fill("#password", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url("**/campagnes")
+
+    await page.click("text=Listes de diffusion")
+    await page.click("text=+ Créer une liste de diffusion")
+    await page.fill("#name", "Haute-Garonne")
+    await page.select_option("#departements", ["31"])
+    await page.click("button:has-text('Enregistrer')")
+    await page.wait_for_url("**/destinataires")
+    assert await page.text_content("#recipient-count") == "30"
+
+    await page.click("nav.subnav >> text=Modèles de mail")
+    await page.click("text=+ Créer un modèle")
+    await page.fill("#name", "Relevé KM")
+    await page.fill("#subject", "Relevé kilométrique")
+    await page.fill("#body", "Bonjour ")
+    await page.click("button[data-insert='{{prenom}}']")  # inserted at the cursor, as the seed shows
+    await page.type("#body", ",\n\nMerci de saisir votre kilométrage : ")
+    await page.click("button[data-insert='{{lien_connexion}}']")
+    expected = "Bonjour {{prenom}},\n\nMerci de saisir votre kilométrage : {{lien_connexion}}"
+    assert await page.input_value("#body") == expected
+    await page.click("button:has-text('Prévisualiser')")
+    assert "Accéder à mon Espace Conducteur" in (await page.text_content("#apercu") or "")
+    await page.click("button:has-text('Enregistrer')")
+    await page.wait_for_url("**/modeles/*")
+
+    await page.click("nav.subnav >> text=Campagnes")
+    await page.click("text=+ Créer une campagne")
+    await page.fill("#name", "Relevé KM décembre")
+    await page.select_option("#list_id", label="Haute-Garonne")
+    await page.select_option("#template_id", label="Relevé KM")
+    await page.click("button:has-text('Enregistrer')")
+    await page.wait_for_url("**/campagnes/*")
+    await page.click("button:has-text('Lancer la campagne')")
+    # The progress bar fills without a reload, up to 100 %.
+    await page.wait_for_selector('[data-percent="100"]', timeout=60_000)
+    progress = await page.text_content("#campaign-progress") or ""
+    assert "ENVOYE" in progress and "27 envoyé(s), 3 en erreur, sur 30" in progress
+    await page.screenshot(path=str(ARTIFACTS / "campagne-envoyee.png"), full_page=True)
+    assert len([m for m in sink.messages if org.slug in str(m["To"])]) == 27

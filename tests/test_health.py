@@ -49,3 +49,31 @@ async def test_readyz_reports_a_stopped_database(dev_env: WorkflowEnvironment) -
     finally:
         os.environ["DATABASE_URL"] = previous
         clear_caches()
+
+
+async def test_an_oversized_upload_is_refused_before_it_is_read() -> None:
+    from core.limits import MAX_BODY_BYTES, BodySizeLimit
+
+    reached: list[bool] = []
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        reached.append(True)
+
+    sent: list[dict[str, object]] = []
+
+    async def send(message):  # type: ignore[no-untyped-def]
+        sent.append(message)
+
+    scope = {"type": "http", "headers": [(b"content-length", str(MAX_BODY_BYTES + 1).encode())]}
+    await BodySizeLimit(app)(scope, None, send)  # type: ignore[arg-type]
+    assert sent[0]["status"] == 413 and not reached  # declared too large: the app never runs
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        yield b'--x\r\nContent-Disposition: form-data; name="fichier"; filename="big.xlsx"\r\n\r\n'
+        for _ in range(MAX_BODY_BYTES // (1024 * 1024) + 2):
+            yield b"x" * (1024 * 1024)
+
+    async with _client("campaigns") as client:  # chunked, no length: cut while streaming
+        streamed = await client.post("/utilisateurs/import", content=chunks(),
+                                     headers={"content-type": "multipart/form-data; boundary=x"})
+    assert streamed.status_code == 413 and "trop volumineux" in streamed.text, streamed.text

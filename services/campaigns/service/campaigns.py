@@ -36,6 +36,7 @@ class Progress:
     total: int
     sent: int
     errors: int
+    finished: bool
 
     @property
     def done(self) -> int:
@@ -43,7 +44,9 @@ class Progress:
 
     @property
     def percent(self) -> int:
-        return 100 if self.total == 0 else int(100 * self.done / self.total)
+        if self.finished:
+            return 100
+        return int(100 * self.done / self.total) if self.total else 0
 
 
 def validate(session: Session, *, organisation_id: int, form: CampaignForm) -> dict[str, str]:
@@ -86,7 +89,7 @@ def get_campaign(session: Session, *, organisation_id: int, campaign_id: int) ->
 
 def progress(session: Session, campaign: Campaign) -> Progress:
     counts = progress_by_campaign(session, [campaign.id])[campaign.id]
-    return Progress(campaign.total, counts.get("sent", 0), counts.get("error", 0))
+    return Progress(campaign.total, counts.get("sent", 0), counts.get("error", 0), campaign.status == "sent")
 
 
 def progress_by_campaign(session: Session, ids: list[int]) -> dict[int, dict[str, int]]:
