@@ -62,8 +62,10 @@ def load_demo() -> None:
         orgs = _upsert_organisations(session)
         _upsert_users(session, orgs)
         from services.campaigns.demo import load_fleet_demo  # services import core, not the reverse, at load
+        from services.campaigns.demo_communication import load_communication_demo
 
         load_fleet_demo(session, orgs)
+        load_communication_demo(session, orgs)
 
 
 if __name__ == "__main__":

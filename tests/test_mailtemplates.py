@@ -70,3 +70,11 @@ async def test_save_refuses_bad_templates_and_previews_good_ones(http: httpx.Asy
     assert "Relevé KM" in listing and "Relevé de {{prenom}}" in listing and "Gestionnaire Test" in listing
     shown = text(await http.get(saved.headers["location"]))
     assert "Bonjour Zoé Zidane" in shown
+
+
+def test_the_demo_templates_pass_their_own_validation() -> None:
+    from services.campaigns.demo_communication import TEMPLATES
+
+    for subject, body in TEMPLATES.values():
+        assert check_text(subject, "Sujet", allow_link_field=False) == []
+        assert check_text(body, "Contenu", allow_link_field=True) == []
