@@ -27,7 +27,7 @@ class TestMailRow:
 
 def drivers_for_select(session: Session, *, organisation_id: int) -> list[Driver]:
     """Drivers of the organisation, by name, for a picker."""
-    return list(session.scalars(scoped(Driver, organisation_id).order_by(Driver.nom, Driver.prenom)))
+    return list(session.scalars(scoped(Driver, organisation_id).order_by(Driver.nom, Driver.prenom, Driver.id)))
 
 
 def create_test_mail(session: Session, *, user: User, driver_id: int | None, subject: str,

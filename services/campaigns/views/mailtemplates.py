@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from core.auth import CurrentUser, DbSession, Manager
-from core.db import get_scoped, scoped
+from core.db import get_scoped
 from core.models import User
 from core.rendering import RenderError
 from core.settings import get_settings
@@ -30,8 +30,8 @@ def _template(session: DbSession, user: User, template_id: int) -> MailTemplate:
 
 def _preview(session: DbSession, user: User, subject: str, body: str, driver_id: int | None) -> object:
     driver = get_scoped(session, Driver, driver_id, user.organisation_id) if driver_id else None
-    if driver is None:
-        driver = session.scalars(scoped(Driver, user.organisation_id).order_by(Driver.nom)).first()
+    if driver is None:  # the first driver of the picker, so what is shown matches what is selected
+        driver = next(iter(drivers_for_select(session, organisation_id=user.organisation_id)), None)
     if driver is None:
         return None
     vehicle = service.current_vehicles(session, [driver.id]).get(driver.id)
