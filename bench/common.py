@@ -71,6 +71,7 @@ async def temporal_and_workers() -> AsyncIterator[object]:
     os.environ["TEMPORAL_ADDRESS"] = env.client.service_client.config.target_host
     workers = [subprocess.Popen([sys.executable, "-m", "core.worker", "--only", queue], cwd=ROOT,
                                 env=os.environ.copy(), stderr=subprocess.DEVNULL) for queue in ("main", "mail")]
+    env.client.worker_pids = {"main": workers[0].pid, "mail": workers[1].pid}  # type: ignore[attr-defined]
     try:
         yield env.client
     finally:

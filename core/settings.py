@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     smtp_connections: int = 4
     smtp_max_per_second: float = 0.0
     pdf_timeout_seconds: float = 30.0
+    # Removals: remind the deposer of a mandate still "Prévenu" after this many days.
+    removal_reminder_days: int = 3
 
     @model_validator(mode="after")
     def _secrets_required_outside_dev(self) -> "Settings":

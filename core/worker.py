@@ -14,15 +14,18 @@ from temporalio.worker import Worker
 
 from activities.campaign_email import CampaignEmailActivities
 from activities.campaigns import CampaignActivities
+from activities.driver_workflows import DriverWorkflowActivities
 from activities.mail import MailActivities
 from activities.mail_batch import MailBatchActivities
 from core.logging import configure_logging, log
 from core.settings import Settings, get_settings
 from core.temporal import LogContextInterceptor, connect, register_search_attributes
 from workflows.campaign_email import EmailCampaignWorkflow
+from workflows.campaign_workflow import WorkflowCampaignLauncher
+from workflows.driver import DriverWorkflow
 from workflows.testmail import TestMailWorkflow
 
-WORKFLOWS: list[type] = [TestMailWorkflow, EmailCampaignWorkflow]
+WORKFLOWS: list[type] = [TestMailWorkflow, EmailCampaignWorkflow, WorkflowCampaignLauncher, DriverWorkflow]
 # Blocking activities (DB, WeasyPrint, openpyxl) run in this many threads.
 ACTIVITY_THREADS = 16
 
@@ -34,13 +37,15 @@ def build_workers(client: Client, settings: Settings, *, task_queue: str | None 
     email_campaigns = CampaignEmailActivities(settings)
     mail = MailActivities(settings)
     mail_batch = MailBatchActivities(settings)
+    drivers = DriverWorkflowActivities(settings, client)
     main = Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
         activities=[campaigns.prepare_test_mail, email_campaigns.freeze_campaign_recipients,
                     email_campaigns.prepare_campaign_batch, email_campaigns.record_campaign_batch,
-                    email_campaigns.finish_campaign],
+                    email_campaigns.finish_campaign, drivers.launch_driver_workflows, drivers.record_driver_step,
+                    drivers.prepare_driver_mail, drivers.finish_driver_workflow],
         activity_executor=executor,
         interceptors=[LogContextInterceptor()],
         max_concurrent_activities=ACTIVITY_THREADS,

@@ -61,8 +61,8 @@ async def test_manager_sends_a_test_mail_in_the_browser(page, dev_worker: Client
     assert mail["Subject"] == f"Test navigateur pour {driver.prenom}"
 
 
-async def test_manager_builds_and_launches_a_campaign_in_the_browser(page, campaigns_server: str,  # type: ignore[no-untyped-def]
-                                                                     dev_worker: Client, sink: SmtpSink) -> None:
+async def test_manager_builds_and_launches_a_campaign_in_the_browser(  # type: ignore[no-untyped-def]
+        page, campaigns_server: str, dev_worker: Client, sink: SmtpSink) -> None:
     from tests.support.factories import PASSWORD, make_org
 
     org = make_org(count=30, no_email_every=10)
@@ -111,3 +111,62 @@ async def test_manager_builds_and_launches_a_campaign_in_the_browser(page, campa
     assert "ENVOYE" in progress and "27 envoyé(s), 3 en erreur, sur 30" in progress
     await page.screenshot(path=str(ARTIFACTS / "campagne-envoyee.png"), full_page=True)
     assert len([m for m in sink.messages if org.slug in str(m["To"])]) == 27
+
+
+async def test_suivi_validate_and_cancel_with_their_confirmations(  # type: ignore[no-untyped-def]
+        page, campaigns_server: str, dev_worker: Client, sink: SmtpSink) -> None:
+    from sqlalchemy import select
+
+    from services.campaigns.models import FollowUp
+    from tests.support.factories import PASSWORD, make_org
+    from tests.test_campaign_workflow import _setup
+    from workflows.campaign_workflow import WorkflowCampaignLauncher
+
+    org = make_org(count=4)
+    list_id, definition_id = _setup(org.id)
+    answers: list[bool] = []
+    questions: list[str] = []
+
+    async def on_dialog(dialog) -> None:  # type: ignore[no-untyped-def]
+        questions.append(dialog.message)
+        await (dialog.accept() if answers.pop(0) else dialog.dismiss())
+
+    page.on("dialog", on_dialog)
+    await page.goto("/login")
+    await page.fill("#email", org.manager_email)
+    await page.fill("#password", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.goto("/campagnes/nouvelle")
+    await page.fill("#name", "Relevé KM janvier")
+    await page.select_option("#list_id", str(list_id))
+    await page.select_option("#kind", "workflow")
+    await page.select_option("#workflow_definition_id", str(definition_id))
+    await page.click("button:has-text('Enregistrer')")
+    await page.wait_for_url("**/campagnes/*")
+    answers.append(True)
+    await page.click("button:has-text('Lancer la campagne')")
+    await page.wait_for_selector("text=réussi")
+    campaign_id = int(page.url.rstrip("/").split("/")[-1])
+    await dev_worker.get_workflow_handle_for(WorkflowCampaignLauncher.run, f"campaign-{campaign_id}").result()
+
+    await page.click("nav.subnav >> text=Workflows utilisateurs")
+    rows = page.locator("tbody tr")
+    assert await rows.count() == 4
+    first = rows.nth(0)
+    answers.append(False)  # "Retour": nothing happens
+    await first.locator("button[title=Valider]").click()
+    assert "Voulez-vous vraiment valider ce workflow ?" in questions[-1]
+    assert "En cours" in (await first.text_content() or "")
+    answers.append(True)
+    await first.locator("button[title=Valider]").click()
+    await page.wait_for_selector("text=est validé")
+    answers.append(True)
+    await page.locator("tbody tr").nth(1).locator("button[title=Annuler]").click()
+    await page.wait_for_selector("text=est annulé")
+    assert questions[-1] == "Voulez-vous vraiment annuler ce workflow ?"
+    await page.screenshot(path=str(ARTIFACTS / "workflows-utilisateurs.png"), full_page=True)
+    with session_scope() as session:
+        statuses = sorted(session.scalars(select(FollowUp.status).where(FollowUp.campaign_id == campaign_id)))
+    assert statuses == ["annule", "en_cours", "en_cours", "valide"]
+    badges = await page.locator("tbody .badge").all_text_contents()
+    assert sorted(badges) == ["Annulé", "En cours", "En cours", "Validé"]

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from core.web import create_app
 from services.campaigns import api, links, views
+from services.campaigns.views import driver_space
 
 app = create_app(
     name="campaigns",
@@ -11,5 +12,5 @@ app = create_app(
     service_dir=Path(__file__).parent,
     ui_routers=(views.router,),
     api_routers=(api.router,),
-    public_routers=(links.router,),
+    public_routers=(links.router, driver_space.router),
 )

@@ -5,7 +5,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from services.campaigns.models import Driver, Vehicle
+from services.campaigns.models import Driver, Fine, Vehicle
 
 # Order and names as the seed's "CHAMPS DYNAMIQUES" panel shows them.
 FIELDS: dict[str, str] = {
@@ -21,6 +21,10 @@ FIELDS: dict[str, str] = {
     "dernier_releve": "Dernier relevé kilométrique",
     "date_dernier_releve": "Date du dernier relevé",
     "lien_connexion": "Lien vers l'Espace Conducteur",
+    # Contraventions workflows: the fine being followed up (empty elsewhere).
+    "numero_amende": "N° de l'amende",
+    "date_amende": "Date de l'amende",
+    "montant_amende": "Montant de l'amende",
 }
 LINK_FIELD = "lien_connexion"
 LINK_LABEL = "Accéder à mon Espace Conducteur"
@@ -30,7 +34,8 @@ def _date(value: date | None) -> str:
     return value.strftime("%d/%m/%Y") if value else ""
 
 
-def driver_context(driver: Driver, vehicle: Vehicle | None, *, link: str, html: bool = False) -> dict[str, Any]:
+def driver_context(driver: Driver, vehicle: Vehicle | None, *, link: str, html: bool = False,
+                   fine: Fine | None = None) -> dict[str, Any]:
     """Values of every field for one driver; in HTML the link is a real anchor, elsewhere the bare URL."""
     vehicule = " ".join(p for p in (vehicle.marque, vehicle.modele, vehicle.immatriculation) if p) if vehicle else ""
     return {
@@ -47,4 +52,7 @@ def driver_context(driver: Driver, vehicle: Vehicle | None, *, link: str, html: 
         if vehicle and vehicle.dernier_releve_km is not None else "",
         "date_dernier_releve": _date(vehicle.date_dernier_releve if vehicle else None),
         LINK_FIELD: Markup('<a href="{}">{}</a>').format(link, LINK_LABEL) if html else link,
+        "numero_amende": fine.numero if fine else "",
+        "date_amende": _date(fine.date_infraction if fine else None),
+        "montant_amende": f"{fine.montant:.2f} €".replace(".", ",") if fine and fine.montant is not None else "",
     }

@@ -2,16 +2,15 @@
 
 from pathlib import Path
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
-from core.db import session_scope, utcnow
-from core.linkpages import LINK_HEADERS, LinkAction, add_link_routes
-from core.links import ActionLink, LinkError, LinkInvalid, make_url, read_token
+from core.db import utcnow
+from core.linkpages import LinkAction, add_link_routes
+from core.links import ActionLink, LinkInvalid, make_url
 from core.settings import Settings
 from core.ui import make_templates
-from services.campaigns.models import Driver, TestMail, Vehicle
+from services.campaigns.models import Driver, TestMail
 
 ACK_PATH = "/liens/accuse-reception"
 ACK_PURPOSE = "campaigns.test_mail.ack"
@@ -55,23 +54,3 @@ ACK = LinkAction(purpose=ACK_PURPOSE, heading="Accusé de réception", action_la
 templates = make_templates(Path(__file__).parent)
 router = APIRouter()
 add_link_routes(router, ACK_PATH, ACK, templates)
-
-
-@router.get(f"{SPACE_PATH}/{{token}}", response_class=HTMLResponse, include_in_schema=False)
-def driver_space(request: Request, token: str) -> HTMLResponse:
-    """Espace Conducteur, read-only for now: the driver's identity and vehicle."""
-    try:
-        link = read_token(token, SPACE_PURPOSE)
-    except LinkError as exc:
-        return templates.TemplateResponse(request, "link_page.html", {
-            "heading": "Espace Conducteur", "message": exc.message, "error": True, "action_label": None,
-        }, status_code=exc.status, headers=LINK_HEADERS)
-    with session_scope() as session:
-        driver = session.get(Driver, int(link.subject.removeprefix("driver-")))
-        if driver is None:
-            return templates.TemplateResponse(request, "link_page.html", {
-                "heading": "Espace Conducteur", "message": LinkInvalid.message, "error": True, "action_label": None,
-            }, status_code=404, headers=LINK_HEADERS)
-        vehicles = list(session.query(Vehicle).filter(Vehicle.driver_id == driver.id))
-        return templates.TemplateResponse(request, "driver_space.html", {"driver": driver, "vehicles": vehicles},
-                                          headers=LINK_HEADERS)

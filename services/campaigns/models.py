@@ -1,6 +1,7 @@
 """Tables owned by the campaigns service (schema `campaigns`)."""
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -11,6 +12,8 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -58,6 +61,10 @@ class Driver(OrgScoped, Timestamped, Base):
     code_groupe: Mapped[str | None] = mapped_column(String(50))
     code_societe: Mapped[str | None] = mapped_column(String(50))
     code_imputation: Mapped[str | None] = mapped_column(String(50))
+    # Declared by the driver in the Espace Conducteur ("Informations" workflows).
+    permis_numero: Mapped[str | None] = mapped_column(String(40))
+    permis_date: Mapped[date | None] = mapped_column(Date)
+    permis_categories: Mapped[str | None] = mapped_column(String(60))
 
 
 class Vehicle(OrgScoped, Timestamped, Base):
@@ -121,6 +128,9 @@ class Campaign(OrgScoped, Authored, Base):
     kind: Mapped[str] = mapped_column(String(20), default="email")  # email | workflow
     list_id: Mapped[int] = mapped_column(BigInteger, ForeignKey(f"{SCHEMA}.distribution_lists.id"))
     template_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey(f"{SCHEMA}.mail_templates.id"))
+    workflow_definition_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey(f"{SCHEMA}.workflow_definitions.id")
+    )
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
     launched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     launched_by_id: Mapped[int | None] = _user_fk()
@@ -169,3 +179,96 @@ class TestMail(OrgScoped, Base):
     outbox_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("core.outbox.id", ondelete="SET NULL"))
     # Set when the recipient confirms reception through the mail's action link.
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WorkflowDefinition(OrgScoped, Authored, Base):
+    """"Workflow": ordered Mail / Attente steps, snapshotted into each driver workflow at its start."""
+
+    __tablename__ = "workflow_definitions"
+    __table_args__ = (UniqueConstraint("organisation_id", "name"), {"schema": SCHEMA})
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    family: Mapped[str] = mapped_column(String(20))  # compteurs | informations | contraventions | autres
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # [{"type": "mail", "name", "to": "utilisateur"|"responsable", "cc": ""|"utilisateur"|"responsable",
+    #   "template_id"}, {"type": "attente", "name", "days"}]
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+
+
+class FollowUp(OrgScoped, Base):
+    """Read model of one driver workflow (the "Workflows utilisateurs" follow-up page, "suivi")."""
+
+    __tablename__ = "driver_workflows"
+    __table_args__ = (UniqueConstraint("workflow_id"), {"schema": SCHEMA})
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(String(200))
+    campaign_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey(f"{SCHEMA}.campaigns.id", ondelete="CASCADE"), index=True
+    )
+    fine_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey(f"{SCHEMA}.fines.id", ondelete="CASCADE"))
+    driver_id: Mapped[int] = mapped_column(BigInteger, ForeignKey(f"{SCHEMA}.drivers.id", ondelete="CASCADE"),
+                                           index=True)
+    definition_name: Mapped[str] = mapped_column(String(200))
+    family: Mapped[str] = mapped_column(String(20))
+    reference: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), default="en_cours", index=True)
+    step_label: Mapped[str | None] = mapped_column(String(200))
+    step_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_step_label: Mapped[str | None] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_reason: Mapped[str | None] = mapped_column(String(300))
+
+
+class Fine(OrgScoped, Authored, Base):
+    """An FPS / amende, followed up by a Contraventions workflow unless it comes from the ANTAI."""
+
+    __tablename__ = "fines"
+    __table_args__ = (UniqueConstraint("organisation_id", "numero"), {"schema": SCHEMA})
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    numero: Mapped[str] = mapped_column(String(60))
+    date_infraction: Mapped[date] = mapped_column(Date)
+    immatriculation: Mapped[str] = mapped_column(String(20))
+    vehicle_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey(f"{SCHEMA}.vehicles.id", ondelete="SET NULL"))
+    driver_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey(f"{SCHEMA}.drivers.id", ondelete="SET NULL"),
+                                                  index=True)
+    classe: Mapped[str | None] = mapped_column(String(40))
+    type_amende: Mapped[str | None] = mapped_column(String(80))
+    paiement: Mapped[str | None] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(20), default="Ajout manuel")  # "Ajout manuel" | "Antai"
+    montant: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))
+    status: Mapped[str | None] = mapped_column(String(20))  # en_cours | valide | termine (None: no workflow)
+    workflow_id: Mapped[str | None] = mapped_column(String(200))
+    date_paiement: Mapped[date | None] = mapped_column(Date)
+
+
+class FineProof(Base):
+    """The payment proof a driver uploaded (kept in PostgreSQL, passed to workflows by id only)."""
+
+    __tablename__ = "fine_proofs"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    fine_id: Mapped[int] = mapped_column(BigInteger, ForeignKey(f"{SCHEMA}.fines.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(60))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OdometerReading(OrgScoped, Base):
+    """Every reading a driver declared (the vehicle keeps the last one)."""
+
+    __tablename__ = "odometer_readings"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    vehicle_id: Mapped[int] = mapped_column(BigInteger, ForeignKey(f"{SCHEMA}.vehicles.id", ondelete="CASCADE"),
+                                            index=True)
+    driver_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey(f"{SCHEMA}.drivers.id", ondelete="SET NULL"))
+    km: Mapped[int] = mapped_column(Integer)
+    reading_date: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -11,11 +11,19 @@ from core.db import get_scoped, scoped, utcnow
 from core.models import Organisation, User
 from core.settings import Settings
 from core.temporal import search_attributes
-from services.campaigns.models import Campaign, CampaignRecipient, DistributionList, Driver, MailTemplate
+from services.campaigns.models import (
+    Campaign,
+    CampaignRecipient,
+    DistributionList,
+    Driver,
+    MailTemplate,
+    WorkflowDefinition,
+)
 from workflows.campaign_email import EmailCampaignInput, EmailCampaignWorkflow
+from workflows.campaign_workflow import WorkflowCampaignInput, WorkflowCampaignLauncher
 
 STATUS_LABELS = {"pending": "EN ATTENTE", "sending": "EN COURS ENVOI", "sent": "ENVOYE"}
-KIND_LABELS = {"email": "Email"}
+KIND_LABELS = {"email": "Email", "workflow": "Workflow"}
 RESULT_HEADERS = ["Nom Campagne", "Matricule", "Nom", "Prénom", "Email", "Statut", "Message"]
 
 
@@ -29,6 +37,7 @@ class CampaignForm:
     list_id: int | None = None
     kind: str = "email"
     template_id: int | None = None
+    workflow_definition_id: int | None = None
 
 
 @dataclass
@@ -57,8 +66,16 @@ def validate(session: Session, *, organisation_id: int, form: CampaignForm) -> d
         errors["list_id"] = "Choisissez une liste de diffusion."
     if form.kind not in KIND_LABELS:
         errors["kind"] = "Choisissez le type de campagne."
-    elif form.template_id is None or get_scoped(session, MailTemplate, form.template_id, organisation_id) is None:
+    elif form.kind == "email" and (
+            form.template_id is None or get_scoped(session, MailTemplate, form.template_id, organisation_id) is None):
         errors["template_id"] = "Choisissez un modèle d'email."
+    elif form.kind == "workflow":
+        definition = get_scoped(session, WorkflowDefinition, form.workflow_definition_id, organisation_id) \
+            if form.workflow_definition_id else None
+        if definition is None:
+            errors["workflow_definition_id"] = "Choisissez un workflow."
+        elif not definition.enabled:
+            errors["workflow_definition_id"] = f"Le workflow « {definition.name} » n'est pas activé."
     return errors
 
 
@@ -71,7 +88,9 @@ def save(session: Session, *, user: User, form: CampaignForm, campaign: Campaign
             raise CampaignRefused("Une campagne lancée ne peut plus être modifiée.")
         campaign.updated_by_id, campaign.updated_at = user.id, utcnow()
     campaign.name, campaign.kind = form.name.strip(), form.kind
-    campaign.list_id, campaign.template_id = form.list_id, form.template_id  # type: ignore[assignment]
+    campaign.list_id = form.list_id  # type: ignore[assignment]
+    campaign.template_id = form.template_id if form.kind == "email" else None
+    campaign.workflow_definition_id = form.workflow_definition_id if form.kind == "workflow" else None
     session.flush()
     return campaign
 
@@ -130,18 +149,25 @@ def claim_launch(session: Session, *, campaign: Campaign, user: User) -> None:
 
 async def start_workflow(client: Client, *, settings: Settings, campaign: Campaign, organisation: Organisation) -> None:
     """Start (or find) the campaign's workflow: its id is the campaign's, so a relaunch starts nothing new."""
-    await client.start_workflow(
-        EmailCampaignWorkflow.run,
-        EmailCampaignInput(campaign.id, settings.mail_task_queue, settings.campaign_batch_size),
-        id=f"campaign-{campaign.id}",
-        task_queue=settings.task_queue,
+    options = dict(
+        id=f"campaign-{campaign.id}", task_queue=settings.task_queue,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         search_attributes=search_attributes(RelaisOrganisation=organisation.slug, RelaisDomain="campaigns",
-                                            RelaisCampaign=str(campaign.id), RelaisFamily="email",
+                                            RelaisCampaign=str(campaign.id), RelaisFamily=KIND_LABELS[campaign.kind],
                                             RelaisStatus="EN COURS ENVOI"),
-        static_summary=f"Campagne Email « {campaign.name} » ({organisation.name})",
+        static_summary=f"Campagne {KIND_LABELS[campaign.kind]} « {campaign.name} » ({organisation.name})",
     )
+    if campaign.kind == "workflow":
+        await client.start_workflow(  # type: ignore[call-overload]
+            WorkflowCampaignLauncher.run,
+            WorkflowCampaignInput(campaign.id, settings.task_queue, settings.mail_task_queue),
+            **options)
+    else:
+        await client.start_workflow(  # type: ignore[call-overload]
+            EmailCampaignWorkflow.run,
+            EmailCampaignInput(campaign.id, settings.mail_task_queue, settings.campaign_batch_size),
+            **options)
 
 
 def archive(session: Session, *, campaign: Campaign, user: User) -> None:

@@ -13,7 +13,7 @@ from core.rendering import render, render_text_as_html
 from core.settings import Settings
 from services.campaigns.fields import FIELDS, LINK_FIELD, driver_context
 from services.campaigns.links import driver_space_url
-from services.campaigns.models import Driver, MailTemplate, Vehicle
+from services.campaigns.models import Driver, Fine, MailTemplate, Vehicle
 
 EXTERNAL_LINK_MESSAGE = "Il n'est pas possible d'intégrer des liens externes"
 _FIELD = re.compile(r"{{(.*?)}}")
@@ -127,9 +127,9 @@ def current_vehicles(session: Session, driver_ids: list[int]) -> dict[int, Vehic
 
 
 def render_for_driver(subject: str, body: str, *, driver: Driver, vehicle: Vehicle | None, settings: Settings,
-                      link: str | None = None) -> RenderedMail:
+                      link: str | None = None, fine: Fine | None = None) -> RenderedMail:
     """Subject, text and HTML of one mail; `link` overrides the driver-space link (previews)."""
     url = link or driver_space_url(settings, driver.id)
-    text_ctx = driver_context(driver, vehicle, link=url)
-    html_ctx = driver_context(driver, vehicle, link=url, html=True)
+    text_ctx = driver_context(driver, vehicle, link=url, fine=fine)
+    html_ctx = driver_context(driver, vehicle, link=url, html=True, fine=fine)
     return RenderedMail(render(subject, text_ctx), render(body, text_ctx), render_text_as_html(body, html_ctx))

@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from services.campaigns.views import campaigns, fleet, lists, mailtemplates, testmail
+from services.campaigns.views import campaigns, fines, fleet, lists, mailtemplates, suivi, testmail, workflowdefs
 
 router = APIRouter()
-for module in (fleet, campaigns, lists, mailtemplates, testmail):
+for module in (fleet, fines, campaigns, lists, mailtemplates, suivi, testmail, workflowdefs):
     router.include_router(module.router)

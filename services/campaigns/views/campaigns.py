@@ -8,13 +8,14 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from core.auth import CurrentUser, DbSession, Manager
+from core.db import scoped
 from core.excel import write_xlsx
 from core.logging import log
 from core.models import Organisation, User
 from core.settings import get_settings
 from core.ui import author_names, flash, paginate, render_page
 from core.web import TemporalClient
-from services.campaigns.models import Campaign
+from services.campaigns.models import Campaign, WorkflowDefinition
 from services.campaigns.service import campaigns as service
 from services.campaigns.service.lists import list_lists, recipients_query
 from services.campaigns.service.mailtemplates import list_templates
@@ -35,7 +36,12 @@ def _form_page(request: Request, session: DbSession, user: User, form: service.C
     return render_page(request, "campaign_form.html", status, user=user, form=form, errors=errors, campaign=campaign,
                        lists=list_lists(session, organisation_id=user.organisation_id),
                        templates=list_templates(session, organisation_id=user.organisation_id),
-                       kinds=service.KIND_LABELS)
+                       definitions=_definitions(session, user), kinds=service.KIND_LABELS)
+
+
+def _definitions(session: DbSession, user: User) -> list[WorkflowDefinition]:
+    stmt = scoped(WorkflowDefinition, user.organisation_id).order_by(WorkflowDefinition.name)
+    return list(session.scalars(stmt))
 
 
 @router.get("", response_class=HTMLResponse)
@@ -45,7 +51,9 @@ def list_campaigns(request: Request, user: CurrentUser, session: DbSession, stat
                       page=page)
     counts = service.progress_by_campaign(session, [c.id for c in result.items])
     templates = {t.id: t.name for t in list_templates(session, organisation_id=user.organisation_id)}
+    definitions = {d.id: d.name for d in _definitions(session, user)}
     return render_page(request, "campaigns.html", user=user, page=result, counts=counts, templates=templates,
+                       definitions=definitions, kinds=service.KIND_LABELS,
                        names=author_names(session, result.items), statut=statut, archivees=archivees,
                        status_labels=service.STATUS_LABELS)
 
@@ -58,8 +66,10 @@ def new_campaign(request: Request, user: Manager, session: DbSession) -> HTMLRes
 @router.post("/nouvelle", response_class=HTMLResponse)
 def create_campaign(request: Request, user: Manager, session: DbSession, name: Annotated[str, Form()] = "",
                     list_id: Annotated[int | None, Form()] = None, kind: Annotated[str, Form()] = "email",
-                    template_id: Annotated[int | None, Form()] = None) -> Response:
-    return _submit(request, session, user, service.CampaignForm(name, list_id, kind, template_id), None)
+                    template_id: Annotated[int | None, Form()] = None,
+                    workflow_definition_id: Annotated[int | None, Form()] = None) -> Response:
+    form = service.CampaignForm(name, list_id, kind, template_id, workflow_definition_id)
+    return _submit(request, session, user, form, None)
 
 
 @router.get("/{campaign_id}", response_class=HTMLResponse)
@@ -71,6 +81,7 @@ def show_campaign(request: Request, campaign_id: int, user: CurrentUser, session
                        names=author_names(session, [campaign]), templates={t.id: t.name for t in list_templates(
                            session, organisation_id=user.organisation_id)},
                        lists={dl.id: dl.name for dl in list_lists(session, organisation_id=user.organisation_id)},
+                       definitions={d.id: d.name for d in _definitions(session, user)}, kinds=service.KIND_LABELS,
                        temporal_url=f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}"
                                     f"/workflows/campaign-{campaign.id}")
 
@@ -88,17 +99,19 @@ def edit_campaign(request: Request, campaign_id: int, user: Manager, session: Db
     if campaign.status != "pending":
         flash(request, "Une campagne lancée ne peut plus être modifiée.", "error")
         return RedirectResponse(f"/campagnes/{campaign.id}", status_code=303)
-    form = service.CampaignForm(campaign.name, campaign.list_id, campaign.kind, campaign.template_id)
+    form = service.CampaignForm(campaign.name, campaign.list_id, campaign.kind, campaign.template_id,
+                                campaign.workflow_definition_id)
     return _form_page(request, session, user, form, {}, campaign)
 
 
 @router.post("/{campaign_id}/modifier", response_class=HTMLResponse)
 def update_campaign(request: Request, campaign_id: int, user: Manager, session: DbSession,
                     name: Annotated[str, Form()] = "", list_id: Annotated[int | None, Form()] = None,
-                    kind: Annotated[str, Form()] = "email", template_id: Annotated[int | None, Form()] = None
-                    ) -> Response:
+                    kind: Annotated[str, Form()] = "email", template_id: Annotated[int | None, Form()] = None,
+                    workflow_definition_id: Annotated[int | None, Form()] = None) -> Response:
     campaign = _campaign(session, user, campaign_id)
-    return _submit(request, session, user, service.CampaignForm(name, list_id, kind, template_id), campaign)
+    form = service.CampaignForm(name, list_id, kind, template_id, workflow_definition_id)
+    return _submit(request, session, user, form, campaign)
 
 
 def _submit(request: Request, session: DbSession, user: User, form: service.CampaignForm,
