@@ -26,7 +26,7 @@ from services.campaigns.models import (
 from services.campaigns.service.driverworkflows import snapshot_steps, start_options
 from services.campaigns.service.mailtemplates import current_vehicles, render_for_driver
 from workflows.campaign_workflow import LaunchedPage, LaunchPage
-from workflows.driver import DriverMail, DriverWorkflow, DriverWorkflowInput, Ending, StepChange
+from workflows.driver import DriverMail, DriverWorkflow, DriverWorkflowInput, Ending, StepChange, StepSnapshot
 
 MISSING_EMAIL = ("Mail manquant", "Adresse mail manquante dans les infos du conducteur")
 STARTS_IN_FLIGHT = 50
@@ -43,7 +43,7 @@ class DriverWorkflowActivities:
         page = await asyncio.to_thread(self._prepare_page, inp)
         if page is None:
             return LaunchedPage()
-        last_id, count, starts = page
+        last_id, count, starts, outbox_ids = page
         gate = asyncio.Semaphore(STARTS_IN_FLIGHT)
         done = 0
 
@@ -58,9 +58,14 @@ class DriverWorkflowActivities:
 
         await asyncio.gather(*(start(s) for s in starts))
         await asyncio.to_thread(self._mark_launched, inp.campaign_id, [s[0].workflow_id for s in starts])
-        return LaunchedPage(last_id, count, len(starts))
+        return LaunchedPage(last_id, count, len(starts), outbox_ids)
 
-    def _prepare_page(self, inp: LaunchPage) -> tuple[int, int, list[Start]] | None:
+    def _prepare_page(self, inp: LaunchPage) -> tuple[int, int, list[Start], list[int]] | None:
+        """Recipients of the page → read-model rows, their first mails in the outbox, and the workflow starts.
+
+        The first Mail step of every driver goes out in bulk from here (like an e-mail campaign): the driver
+        workflows then start at the step after it, so a launch costs the server little more than the starts.
+        """
         with session_scope() as session:
             campaign = session.get(Campaign, inp.campaign_id)
             assert campaign is not None and campaign.workflow_definition_id is not None
@@ -75,8 +80,9 @@ class DriverWorkflowActivities:
             if not rows:
                 return None
             steps = snapshot_steps(session, definition)  # one snapshot for the whole campaign
+            first = 1 if steps and steps[0].kind == "mail" else 0
             vehicles = current_vehicles(session, [d.id for _, d in rows])
-            starts, read_models = [], []
+            starts, read_models, messages = [], [], []
             for recipient, driver in rows:
                 if recipient.state == "error":
                     continue
@@ -85,11 +91,18 @@ class DriverWorkflowActivities:
                     continue
                 workflow_id = f"campaign-{campaign.id}-driver-{driver.id}"
                 vehicle = vehicles.get(driver.id)
+                if first and (message := self._step_message(workflow_id, 0, steps[0], driver, vehicle, None)):
+                    messages.append(message)
+                waiting = steps[first] if first < len(steps) else None
+                following = steps[first + 1] if first + 1 < len(steps) else None
                 read_models.append(dict(organisation_id=campaign.organisation_id, workflow_id=workflow_id,
                                         campaign_id=campaign.id, driver_id=driver.id, definition_name=definition.name,
-                                        family=definition.family, status="en_cours", started_at=utcnow()))
+                                        family=definition.family, status="en_cours", started_at=utcnow(),
+                                        step_label=waiting.label if waiting else None, step_started_at=utcnow(),
+                                        next_step_label=following.label if following else None))
                 starts.append((
-                    DriverWorkflowInput(workflow_id, driver.id, definition.family, steps, inp.mail_task_queue),
+                    DriverWorkflowInput(workflow_id, driver.id, definition.family, steps, inp.mail_task_queue,
+                                        start_index=first),
                     start_options(settings=self.settings, workflow_id=workflow_id, organisation=organisation,
                                   driver=driver, family=definition.family, definition_name=definition.name,
                                   campaign_id=campaign.id, immatriculation=vehicle.immatriculation if vehicle else None)
@@ -98,7 +111,9 @@ class DriverWorkflowActivities:
             if read_models:
                 session.execute(insert(FollowUp).on_conflict_do_nothing(index_elements=["workflow_id"]),
                                 read_models)
-            return rows[-1][0].id, len(rows), starts
+            ids = outbox.enqueue_many(session, settings=self.settings, organisation_id=campaign.organisation_id,
+                                      messages=messages)
+            return rows[-1][0].id, len(rows), starts, list(ids.values())
 
     def _mark_launched(self, campaign_id: int, workflow_ids: list[str]) -> None:
         driver_ids = [int(w.rsplit("-", 1)[1]) for w in workflow_ids]
@@ -122,23 +137,31 @@ class DriverWorkflowActivities:
             driver = session.get(Driver, mail.driver_id)
             if driver is None:
                 raise ApplicationError(f"Conducteur {mail.driver_id} introuvable", non_retryable=True)
-            addresses = {"utilisateur": driver.email, "responsable": driver.responsable_email}
-            to = addresses.get(mail.step.to)
-            if not to:
-                activity.logger.warning("Pas d'adresse pour %s (%s)", mail.step.to, mail.workflow_id)
-                return 0
-            cc = [a for a in [addresses.get(mail.step.cc)] if a and a != to]
             vehicle = session.scalars(select(Vehicle).where(Vehicle.driver_id == driver.id)
                                       .order_by(Vehicle.updated_at.desc())).first()
             fine = session.get(Fine, mail.fine_id) if mail.fine_id else None
-            try:
-                rendered = render_for_driver(mail.step.subject, mail.step.body, driver=driver, vehicle=vehicle,
-                                             settings=self.settings, fine=fine)
-            except RenderError as exc:
-                raise ApplicationError(str(exc), non_retryable=True) from exc
-            return outbox.enqueue(session, settings=self.settings, organisation_id=driver.organisation_id,
-                                  key=f"{mail.workflow_id}-step-{mail.index}", to=[to], cc=cc,
-                                  subject=rendered.subject, text=rendered.text, html=rendered.html)
+            message = self._step_message(mail.workflow_id, mail.index, mail.step, driver, vehicle, fine)
+            if message is None:
+                activity.logger.warning("Pas d'adresse pour %s (%s)", mail.step.to, mail.workflow_id)
+                return 0
+            return outbox.enqueue_many(session, settings=self.settings, organisation_id=driver.organisation_id,
+                                       messages=[message])[message.key]
+
+    def _step_message(self, workflow_id: str, index: int, step: StepSnapshot, driver: Driver,
+                      vehicle: Vehicle | None, fine: Fine | None) -> outbox.NewMessage | None:
+        """The mail of a Mail step (its outbox key is the workflow's and the step's), or None with no address."""
+        addresses = {"utilisateur": driver.email, "responsable": driver.responsable_email}
+        to = addresses.get(step.to)
+        if not to:
+            return None
+        cc = [a for a in [addresses.get(step.cc)] if a and a != to]
+        try:
+            rendered = render_for_driver(step.subject, step.body, driver=driver, vehicle=vehicle,
+                                         settings=self.settings, fine=fine)
+        except RenderError as exc:
+            raise ApplicationError(str(exc), non_retryable=True) from exc
+        return outbox.NewMessage(f"{workflow_id}-step-{index}", [to], rendered.subject, rendered.text, rendered.html,
+                                 cc)
 
     @activity.defn(name="finish_driver_workflow")
     def finish_driver_workflow(self, ending: Ending) -> None:

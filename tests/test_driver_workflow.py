@@ -8,7 +8,9 @@ from uuid import uuid4
 import pytest
 from sqlalchemy import select
 from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from core.db import session_scope
 from core.models import Organisation
@@ -76,6 +78,9 @@ async def test_steps_run_out_terminé_with_the_relance_on_day_five(time_worker: 
     assert relance["To"] == driver.email and relance["Cc"] == "chef@x.example"
     assert body_text(relance).startswith(f"Bonjour {driver.prenom}, relance. http")
     assert await handle.result() == "termine"
+    # Unsandboxed, so prove determinism: the recorded history replays without a mismatch.
+    await Replayer(workflows=[DriverWorkflow], data_converter=pydantic_data_converter).replay_workflow(
+        await handle.fetch_history())
     row = _followup(workflow_id)
     assert row.status == "termine" and row.ended_reason == "Étapes terminées sans action du conducteur"
     assert len(sink.messages) == 2
