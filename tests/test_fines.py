@@ -141,8 +141,26 @@ async def test_manual_fine_starts_its_followup_and_the_driver_gets_the_link(http
     assert mail["Subject"] == f"Amende {numero}"
     body = body_text(mail)
     assert f"Votre amende N° {numero} du 03/06/2025 (35,50 €)" in body
-    assert re.search(r"http://\S+/espace-conducteur/\S+", body), body  # {{lien_connexion}}
-    await dev_worker.get_workflow_handle(workflow_id).terminate(reason="fin du test")
+    link = re.search(r"(http://\S+/espace-conducteur/\S+)", body)  # {{lien_connexion}}
+    assert link, body
+
+    # The driver follows the link from the mail and declares the payment in the Espace Conducteur.
+    async with httpx.AsyncClient(timeout=30) as driver_browser:
+        space = await driver_browser.get(link.group(1))
+        assert space.status_code == 200 and f"Amende n° {numero}" in text(space)
+        assert "Paiement à déclarer" in text(space)
+        fake = await driver_browser.post(f"{link.group(1)}/amendes/{fine.id}", data={"date_paiement": "2025-06-10"},
+                                         files={"justificatif": ("preuve.pdf", b"MZ\x90 not a pdf", "application/pdf")})
+        assert fake.status_code == 422 and "PDF, un JPEG ou un PNG" in text(fake)
+        bad_info = await driver_browser.post(f"{link.group(1)}/informations", data={"permis_numero": "12"})
+        assert bad_info.status_code == 422 and "Numéro de permis invalide" in text(bad_info)
+        assert _fine(numero).date_paiement is None
+        paid = await driver_browser.post(f"{link.group(1)}/amendes/{fine.id}", data={"date_paiement": "2025-06-10"},
+                                         files={"justificatif": ("preuve.pdf", b"%PDF-1.7\n%...", "application/pdf")})
+        assert paid.status_code == 200 and f"le paiement de l'amende {numero} est enregistré" in text(paid)
+    assert await dev_worker.get_workflow_handle(workflow_id).result() == "valide"
+    assert _fine(numero).status == "valide" and str(_fine(numero).date_paiement) == "2025-06-10"
+    assert "Validé" in _row(await http.get(f"/materiels/{vehicle.id}/amendes"), numero)
 
 
 async def test_antai_fine_starts_no_workflow(http: httpx.AsyncClient, dev_worker: Client) -> None:
