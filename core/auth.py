@@ -7,7 +7,7 @@ import structlog
 from fastapi import Depends, Header, HTTPException, Request
 from sqlalchemy.orm import Session
 
-from core.db import get_sessionmaker
+from core.db import session_scope
 from core.models import ApiKey, User
 from core.security import verify_api_key
 
@@ -17,15 +17,8 @@ class LoginRequired(Exception):
 
 
 def db_session() -> Iterator[Session]:
-    session = get_sessionmaker()()
-    try:
+    with session_scope() as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 # scope="function": commit before the response leaves, so the page a redirect leads to sees the write.

@@ -42,7 +42,8 @@ def make_templates(service_dir: Path) -> Jinja2Templates:
 # --- flash messages (kept in the signed session cookie until shown) ---
 
 def flash(request: Request, message: str, category: str = "success") -> None:
-    request.session.setdefault("_flashes", []).append([category, message])
+    # Assign (not append in place): the session cookie is only re-sent when a key is set.
+    request.session["_flashes"] = [*request.session.get("_flashes", []), [category, message]]
 
 
 def pop_flashes(request: Request) -> list[list[str]]:
