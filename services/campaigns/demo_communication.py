@@ -4,7 +4,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.models import User
-from services.campaigns.models import Campaign, DistributionList, MailTemplate
+from services.campaigns.models import Campaign, DistributionList, MailTemplate, WorkflowDefinition
 
 RELEVE_KM = """Bonjour {{prenom}} {{nom}}
 
@@ -33,8 +33,27 @@ LISTS = {
     "Corse": {"departements": ["2A", "2B"]},
     "Conducteurs avec véhicule (hors valideurs)": {"immatriculation": "inclure", "valideur": "exclure"},
 }
-TEMPLATES = {"Relevé KM": ("Relevé Kilométrage", RELEVE_KM), "Informations": ("Demande de compléter les infos "
-                                                                              "conducteur", INFOS)}
+FPS = """Bonjour {{prenom}} {{nom}},
+
+Une amende (FPS) n° {{numero_amende}} du {{date_amende}}, d'un montant de {{montant_amende}}, a été reçue pour \
+votre véhicule {{vehicule_actuel}}.
+
+Merci de la régler puis de déclarer la date de paiement et de joindre la preuve de paiement dans votre Espace \
+Conducteur :
+
+{{lien_connexion}}
+
+Votre gestionnaire de parc vous remercie"""
+
+TEMPLATES = {"Relevé KM": ("Relevé Kilométrage", RELEVE_KM),
+             "Informations": ("Demande de compléter les infos conducteur", INFOS),
+             "FPS": ("FPS n° {{numero_amende}} à régler", FPS)}
+# name → (family, [(template or None for a wait, days)])
+DEFINITIONS = {
+    "WF-Relevé KM": ("compteurs", [("Relevé KM", 0), (None, 5), ("Relevé KM", 0), (None, 5)]),
+    "WF-Infos permis 1 relance": ("informations", [("Informations", 0), (None, 7), ("Informations", 0), (None, 7)]),
+    "WF-FPS": ("contraventions", [("FPS", 0), (None, 5), ("FPS", 0), (None, 5)]),
+}
 
 
 def load_communication_demo(session: Session, orgs: dict[str, int]) -> None:
@@ -55,6 +74,17 @@ def load_communication_demo(session: Session, orgs: dict[str, int]) -> None:
                                                     created_by_id=author)
             session.add(existing_templates[name])
     session.flush()
+    existing_definitions = set(session.scalars(select(WorkflowDefinition.name).where(
+        WorkflowDefinition.organisation_id == org_id)))
+    for name, (family, plan) in DEFINITIONS.items():
+        if name in existing_definitions:
+            continue
+        steps = [{"type": "mail", "name": "Envoi mail" if n == 0 else "Relance", "to": "utilisateur",
+                  "cc": "" if n == 0 else "responsable", "template_id": existing_templates[template].id}
+                 if template else {"type": "attente", "name": f"Attente {days}j", "days": days}
+                 for n, (template, days) in enumerate(plan)]
+        session.add(WorkflowDefinition(organisation_id=org_id, name=name, family=family, enabled=True, steps=steps,
+                                       created_by_id=author))
     if session.scalars(select(Campaign.id).where(Campaign.organisation_id == org_id)).first() is None:
         session.add(Campaign(organisation_id=org_id, name="Relevé kilométrique Haute-Garonne", kind="email",
                              list_id=existing_lists["Haute-Garonne"].id,
