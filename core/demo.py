@@ -66,6 +66,9 @@ def load_demo() -> None:
 
         load_fleet_demo(session, orgs)
         load_communication_demo(session, orgs)
+        from services.removals.demo import load_removals_demo
+
+        load_removals_demo(session)
 
 
 if __name__ == "__main__":

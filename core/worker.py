@@ -17,15 +17,18 @@ from activities.campaigns import CampaignActivities
 from activities.driver_workflows import DriverWorkflowActivities
 from activities.mail import MailActivities
 from activities.mail_batch import MailBatchActivities
+from activities.removals import RemovalActivities
 from core.logging import configure_logging, log
 from core.settings import Settings, get_settings
 from core.temporal import LogContextInterceptor, connect, register_search_attributes
 from workflows.campaign_email import EmailCampaignWorkflow
 from workflows.campaign_workflow import WorkflowCampaignLauncher
 from workflows.driver import DriverWorkflow
+from workflows.removal import RemovalRequestWorkflow, RemovalWorkflow
 from workflows.testmail import TestMailWorkflow
 
-WORKFLOWS: list[type] = [TestMailWorkflow, EmailCampaignWorkflow, WorkflowCampaignLauncher, DriverWorkflow]
+WORKFLOWS: list[type] = [TestMailWorkflow, EmailCampaignWorkflow, WorkflowCampaignLauncher, DriverWorkflow,
+                         RemovalRequestWorkflow, RemovalWorkflow]
 # Blocking activities (DB, WeasyPrint, openpyxl) run in this many threads.
 ACTIVITY_THREADS = 16
 
@@ -38,6 +41,7 @@ def build_workers(client: Client, settings: Settings, *, task_queue: str | None 
     mail = MailActivities(settings)
     mail_batch = MailBatchActivities(settings)
     drivers = DriverWorkflowActivities(settings, client)
+    removals = RemovalActivities(settings, client)
     main = Worker(
         client,
         task_queue=task_queue or settings.task_queue,
@@ -45,7 +49,10 @@ def build_workers(client: Client, settings: Settings, *, task_queue: str | None 
         activities=[campaigns.prepare_test_mail, email_campaigns.freeze_campaign_recipients,
                     email_campaigns.prepare_campaign_batch, email_campaigns.record_campaign_batch,
                     email_campaigns.finish_campaign, drivers.launch_driver_workflows, drivers.record_driver_step,
-                    drivers.prepare_driver_mail, drivers.finish_driver_workflow],
+                    drivers.prepare_driver_mail, drivers.finish_driver_workflow,
+                    removals.notify_removal_deposers, removals.start_removal_workflows,
+                    removals.record_removal_transition, removals.close_removal_subscription,
+                    removals.remind_removal_deposer, removals.alert_removal_overdue],
         activity_executor=executor,
         interceptors=[LogContextInterceptor()],
         max_concurrent_activities=ACTIVITY_THREADS,

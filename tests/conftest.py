@@ -23,6 +23,7 @@ from tests.support.smtp import SmtpSink, free_port, start_sink
 
 SMTP_PORT = free_port()
 CAMPAIGNS_PORT = free_port()
+REMOVALS_PORT = free_port()
 os.environ.update(
     ENVIRONMENT="test",
     SECRET_KEY="test-secret-key-0123456789-abcdefghijklmnop",
@@ -30,6 +31,7 @@ os.environ.update(
     SMTP_HOST="127.0.0.1",
     SMTP_PORT=str(SMTP_PORT),
     CAMPAIGNS_URL=f"http://127.0.0.1:{CAMPAIGNS_PORT}",
+    REMOVALS_URL=f"http://127.0.0.1:{REMOVALS_PORT}",
 )
 os.environ.pop("DATABASE_URL", None)
 os.environ.pop("TEMPORAL_ADDRESS", None)
@@ -150,4 +152,22 @@ def campaigns_server(database: str, dev_worker: Client, smtp_sink: SmtpSink) -> 
 async def http(campaigns_server: str) -> AsyncIterator[httpx.AsyncClient]:
 
     async with httpx.AsyncClient(base_url=campaigns_server, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def removals_server(database: str, dev_worker: Client, smtp_sink: SmtpSink) -> Iterator[str]:
+    """The removals service on a real port (links in mails point at it), like `campaigns_server`."""
+    from services.removals.app import app
+    from tests.support.web import ServerThread
+
+    server = ServerThread(app, REMOVALS_PORT)
+    server.start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+async def removals_http(removals_server: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=removals_server, timeout=30) as client:
         yield client

@@ -158,8 +158,12 @@ def _banner(elapsed: float, own: list[str], added: list[str]) -> None:
     for label, url in rows:
         print(f"  {label:<22} {url}")
     print(f"\nConnexions de démonstration (mot de passe : {DEMO_PASSWORD}) :")
-    for email, full_name, org, role in USERS:
-        print(f"  {email:<32} {role:<8} {full_name} ({org})")
-    print("Clés d'API de démonstration : " + ", ".join(f"{org}: {key}" for org, key in API_KEYS.items()))
+    from services.removals.demo import API_KEYS as REMOVAL_KEYS
+    from services.removals.demo import USERS as REMOVAL_USERS
+
+    for email, full_name, org, role in [*USERS, *REMOVAL_USERS]:
+        print(f"  {email:<36} {role:<8} {full_name} ({org})")
+    keys = {**API_KEYS, **REMOVAL_KEYS}
+    print("Clés d'API de démonstration : " + ", ".join(f"{org}: {key}" for org, key in keys.items()))
     print("Journaux : .data/logs/   ·   Ctrl-C arrête tout.")
     print("=" * 72, flush=True)

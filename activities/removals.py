@@ -1,0 +1,164 @@
+"""Removals activities: notify deposers (one grouped mail each), start the mandates' workflows, write status
+changes to the read model, remind, alert, and the "dépose informatique" that closes the subscription."""
+
+import asyncio
+from collections import defaultdict
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+
+from core import outbox
+from core.db import session_scope
+from core.settings import Settings
+from services.removals.models import MailClaim, Mandate, TrackedVehicle
+from services.removals.service import mails, process, queries
+from services.removals.service.queries import MandateRow
+from workflows.removal import TERMINAL, TRANSITIONS, StartedPage, StartPage, Transition
+
+PARALLEL_STARTS = 32
+
+
+class RemovalActivities:
+    def __init__(self, settings: Settings, client: Client) -> None:
+        self.settings = settings
+        self.client = client
+
+    def _enqueue(self, organisation_id: int, messages: list[outbox.NewMessage]) -> list[int]:
+        with session_scope() as session:
+            ids = outbox.enqueue_many(session, settings=self.settings, organisation_id=organisation_id,
+                                      messages=messages)
+        return [ids[m.key] for m in messages]
+
+    @activity.defn(name="notify_removal_deposers")
+    def notify_removal_deposers(self, request_id: int) -> list[int]:
+        """Nouvelle → Prévenu with ONE mail per deposer listing all its vehicles, and one to the requester.
+
+        Idempotent: a retry finds the outbox rows by key (the mails are not written twice)."""
+        with session_scope() as session:
+            rows = queries.of_request(session, request_id)
+            if not rows:
+                raise ApplicationError(f"Demande {request_id} introuvable ou vide", non_retryable=True)
+            groups: dict[int, list[MandateRow]] = defaultdict(list)
+            for row in sorted(rows, key=lambda r: r.id):
+                groups[row.deposer_id].append(row)
+            messages = [mails.deposer_notification(group, self.settings) for group in groups.values()]
+            messages.append(mails.requester_received(list(groups.values()), self.settings))
+            ids = outbox.enqueue_many(session, settings=self.settings, organisation_id=rows[0].organisation_id,
+                                      messages=messages)
+            session.execute(update(Mandate).where(Mandate.request_id == request_id, Mandate.status == "nouvelle")
+                            .values(status="prevenu"))
+            return [ids[m.key] for m in messages]
+
+    @activity.defn(name="start_removal_workflows")
+    async def start_removal_workflows(self, page: StartPage) -> StartedPage:
+        """Start the next page of the request's mandate workflows (an existing one counts as started)."""
+        rows = await asyncio.to_thread(self._page, page)
+        gate = asyncio.Semaphore(PARALLEL_STARTS)
+
+        async def start(row: MandateRow) -> None:
+            async with gate:
+                await process.start_mandate(self.client, row, self.settings, task_queue=page.task_queue,
+                                            mail_task_queue=page.mail_task_queue)
+                activity.heartbeat()
+
+        await asyncio.gather(*(start(row) for row in rows))
+        return StartedPage(rows[-1].id if rows else page.after_id, len(rows))
+
+    def _page(self, page: StartPage) -> list[MandateRow]:
+        stmt = select(Mandate).where(Mandate.request_id == page.request_id, Mandate.id > page.after_id)
+        with session_scope() as session:
+            stmt = queries.with_details(stmt).order_by(None).order_by(Mandate.id).limit(page.limit)
+            return queries.rows(session, stmt)
+
+    @activity.defn(name="record_removal_transition")
+    def record_removal_transition(self, transition: Transition) -> list[int]:
+        """Write the new status (a retry finds it written) and queue the requester's alert mail."""
+        payload = transition.payload
+        values: dict[str, object] = {"status": transition.status}
+        if transition.action == "refuse":
+            values["reason"] = payload.reason.strip()
+        if transition.action == "confirm":
+            values.update(removal_date=payload.removal_date, box_digits=payload.box_digits.strip(),
+                          technician=payload.technician.strip())
+        with session_scope() as session:
+            changed = session.execute(
+                update(Mandate).where(Mandate.id == transition.mandate_id,
+                                      Mandate.status.in_(TRANSITIONS[transition.action][0]))
+                .values(**values).returning(Mandate.id)).first()
+            if changed is None:
+                current = session.scalar(select(Mandate.status).where(Mandate.id == transition.mandate_id))
+                if current != transition.status:
+                    raise ApplicationError(f"Mandat {transition.mandate_id} au statut {current} : "
+                                           f"{transition.action} impossible", non_retryable=True)
+            row = queries.by_id(session, transition.mandate_id)
+            assert row is not None
+            messages = []
+            if transition.status != "effectuee":  # that one is sent once the subscription is closed
+                messages.append(mails.requester_alert(row, transition.status, self.settings))
+            if transition.status == "annulee":
+                messages.append(mails.deposer_cancelled(row))
+            # Same transaction as the status: the alert exists if and only if the change does.
+            ids = outbox.enqueue_many(session, settings=self.settings, organisation_id=row.organisation_id,
+                                      messages=messages)
+            return [ids[m.key] for m in messages]
+
+    @activity.defn(name="close_removal_subscription")
+    def close_removal_subscription(self, mandate_id: int) -> int:
+        """"Dépose informatique": close the vehicle's subscription with the removal's date and box digits.
+
+        Idempotent: a closed subscription stays as it was closed; the requester's mail is written once."""
+        with session_scope() as session:
+            mandate = session.get(Mandate, mandate_id)
+            if mandate is None or mandate.status != "effectuee":
+                raise ApplicationError(f"Mandat {mandate_id} non effectué", non_retryable=True)
+            session.execute(update(TrackedVehicle).where(TrackedVehicle.id == mandate.vehicle_id,
+                                                         TrackedVehicle.subscription_status == "active")
+                            .values(subscription_status="closed", closed_on=mandate.removal_date,
+                                    box_digits=mandate.box_digits))
+            row = queries.by_id(session, mandate_id)
+            assert row is not None
+        return self._enqueue(row.organisation_id, [mails.requester_alert(row, "effectuee", self.settings)])[0]
+
+    @activity.defn(name="remind_removal_deposer")
+    def remind_removal_deposer(self, mandate_id: int) -> int:
+        """One reminder per request and deposer, listing its vehicles still Prévenu; sent by the mandate that
+        claims it (0: nothing to send from this one)."""
+        with session_scope() as session:
+            mandate = session.get(Mandate, mandate_id)
+            if mandate is None or mandate.status != "prevenu":
+                return 0
+            key = f"removal-reminder-{mandate.request_id}-deposer-{mandate.deposer_id}"
+            if not _claim(session, key, mandate_id):
+                return 0
+            rows = queries.of_request(session, mandate.request_id, deposer_id=mandate.deposer_id,
+                                      statuses=("prevenu",))
+            message = mails.deposer_notification(rows, self.settings, reminder=True)
+            return outbox.enqueue_many(session, settings=self.settings, organisation_id=mandate.organisation_id,
+                                       messages=[message])[message.key]
+
+    @activity.defn(name="alert_removal_overdue")
+    def alert_removal_overdue(self, mandate_id: int) -> int:
+        """One alert per request and desired date, listing its vehicles not Effectuée; sent by the mandate that
+        claims it (0: nothing to send from this one)."""
+        with session_scope() as session:
+            mandate = session.get(Mandate, mandate_id)
+            if mandate is None or mandate.status in TERMINAL:
+                return 0
+            if not _claim(session, f"removal-overdue-{mandate.request_id}-{mandate.desired_date}", mandate_id):
+                return 0
+            rows = [r for r in queries.of_request(session, mandate.request_id, statuses=("prevenu", "acceptee"))
+                    if r.desired_date == mandate.desired_date]
+            message = mails.requester_overdue(rows, self.settings)
+            return outbox.enqueue_many(session, settings=self.settings, organisation_id=mandate.organisation_id,
+                                       messages=[message])[message.key]
+
+
+def _claim(session: Session, key: str, mandate_id: int) -> bool:
+    """True if this mandate sends the grouped mail `key`: the first claim wins (a concurrent one waits for it
+    on the primary key, then sees it); a retried activity finds its own claim."""
+    session.execute(insert(MailClaim).values(key=key, mandate_id=mandate_id).on_conflict_do_nothing())
+    return session.scalar(select(MailClaim.mandate_id).where(MailClaim.key == key)) == mandate_id

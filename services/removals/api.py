@@ -1,0 +1,112 @@
+"""Removals partner API (API key of a deposer): its mandates, and accept / refuse / confirm as Temporal updates.
+
+Another partner's mandate answers 404, exactly like a missing one; an invalid transition answers 409 with the
+reason; a retried call with the same `Idempotency-Key` is applied once.
+"""
+
+from functools import partial
+from typing import Annotated, Any
+
+from anyio import from_thread
+from fastapi import APIRouter, Depends, Header, HTTPException
+
+from core.auth import DbSession, PartnerKey
+from core.models import ApiKey, Organisation
+from core.settings import get_settings
+from core.ui import paginate
+from core.web import TemporalClient
+from services.removals.schemas import ConfirmIn, MandateOut, RefuseIn, TransitionOut
+from services.removals.service import listings, process, queries
+from services.removals.service.queries import MandateRow
+from workflows.removal import STATUS_LABELS, TRANSITIONS, MandateAction, form_problem
+
+router = APIRouter(prefix="/api/v1", tags=["déposes"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Mandat introuvable (ou adressé à un autre mandataire)"},
+    409: {"description": "Transition impossible depuis le statut actuel : `detail` dit pourquoi"},
+}
+
+
+def deposer_key(key: PartnerKey, session: DbSession) -> ApiKey:
+    organisation = session.get(Organisation, key.organisation_id)
+    if organisation is None or organisation.kind != "deposer":
+        raise HTTPException(403, "Cette clé d'API n'est pas celle d'un mandataire (déposeur).")
+    return key
+
+
+DeposerKey = Annotated[ApiKey, Depends(deposer_key)]
+
+
+def _out(row: MandateRow) -> MandateOut:
+    return MandateOut(id=row.id, request_no=row.request_no, requester=row.requester_name,
+                      requester_code=row.requester_code, marque=row.marque, modele=row.modele, vin=row.vin,
+                      subscription_no=row.subscription_no, lieu=row.lieu, desired_date=row.desired_date,
+                      comment=row.comment, status=row.status, status_label=STATUS_LABELS[row.status],
+                      reason=row.reason, removal_date=row.removal_date, box_digits=row.box_digits,
+                      technician=row.technician)
+
+
+def _mandate(session: DbSession, key: ApiKey, mandate_id: int) -> MandateRow:
+    row = queries.for_deposer(session, deposer_id=key.organisation_id, mandate_id=mandate_id)
+    if row is None:
+        raise HTTPException(404, "Mandat de dépose introuvable.")
+    return row
+
+
+@router.get("/mandates", response_model=list[MandateOut], summary="Mandats de dépose adressés au partenaire")
+def list_mandates(key: DeposerKey, session: DbSession, statut: str = "", vin: str = "", page: int = 1,
+                  per_page: int = 100) -> list[MandateOut]:
+    stmt = listings.deposer_stmt(key.organisation_id, q=vin, statut=statut)
+    result = paginate(session, stmt, page=page, per_page=min(max(per_page, 1), 500))
+    return [_out(MandateRow(**r._mapping)) for r in result.items]
+
+
+@router.get("/mandates/{mandate_id}", response_model=MandateOut, responses={404: ERRORS[404]},
+            summary="Un mandat de dépose")
+def get_mandate(mandate_id: int, key: DeposerKey, session: DbSession) -> MandateOut:
+    return _out(_mandate(session, key, mandate_id))
+
+
+def _act(session: DbSession, client: TemporalClient, key: ApiKey, mandate_id: int, action: str,
+         payload: MandateAction, idempotency_key: str | None) -> TransitionOut:
+    row = _mandate(session, key, mandate_id)
+    if problem := form_problem(action, payload, process.now_utc()):
+        raise HTTPException(422, problem)
+    session.commit()  # release the connection while Temporal works
+    update_id = f"api-{key.id}-{idempotency_key}" if idempotency_key else None
+    try:
+        label = from_thread.run(partial(process.apply_action, client, get_settings(), row, action, payload,
+                                        update_id=update_id))
+    except process.TransitionRefused as exc:
+        raise HTTPException(409, exc.message) from exc
+    except process.EngineUnavailable as exc:
+        raise HTTPException(503, exc.message) from exc
+    return TransitionOut(id=row.id, vin=row.vin, status=TRANSITIONS[action][1], status_label=label)
+
+
+IdempotencyKey = Annotated[str | None, Header(description="Rejouer la même clé n'applique l'action qu'une fois")]
+
+
+@router.post("/mandates/{mandate_id}/accept", response_model=TransitionOut, responses=ERRORS,
+             summary="Accepter la demande de dépose")
+def accept(mandate_id: int, key: DeposerKey, session: DbSession, client: TemporalClient,
+           idempotency_key: IdempotencyKey = None) -> TransitionOut:
+    return _act(session, client, key, mandate_id, "accept", MandateAction(by=f"API ({key.name})"), idempotency_key)
+
+
+@router.post("/mandates/{mandate_id}/refuse", response_model=TransitionOut, responses=ERRORS,
+             summary="Refuser la demande de dépose (motif obligatoire)")
+def refuse(mandate_id: int, body: RefuseIn, key: DeposerKey, session: DbSession, client: TemporalClient,
+           idempotency_key: IdempotencyKey = None) -> TransitionOut:
+    payload = MandateAction(by=f"API ({key.name})", reason=body.reason)
+    return _act(session, client, key, mandate_id, "refuse", payload, idempotency_key)
+
+
+@router.post("/mandates/{mandate_id}/confirm", response_model=TransitionOut, responses=ERRORS,
+             summary="Signaler la dépose (le boîtier a été démonté du véhicule)")
+def confirm(mandate_id: int, body: ConfirmIn, key: DeposerKey, session: DbSession, client: TemporalClient,
+            idempotency_key: IdempotencyKey = None) -> TransitionOut:
+    removal_date = body.removal_date if body.removal_date.tzinfo else body.removal_date.replace(tzinfo=process.PARIS)
+    payload = MandateAction(by=f"API ({key.name})", removal_date=removal_date, box_digits=body.box_digits,
+                            technician=body.technician)
+    return _act(session, client, key, mandate_id, "confirm", payload, idempotency_key)

@@ -1,0 +1,78 @@
+"""Removals demo data: two requesters with equipped vehicles, five deposers (the seed's distributor codes),
+their users (password "relais-demo") and a partner API key for TRAMOSA. Idempotent, the same on every machine."""
+
+import hashlib
+import random
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from core.models import ApiKey, Organisation, User
+from core.security import hash_password
+from services.removals.models import Account, TrackedVehicle
+
+PASSWORD = "relais-demo"
+# slug, name, kind, distributor code, notification e-mail (deposers), vehicles (requesters)
+ORGANISATIONS = [
+    ("locaflotte", "LocaFlotte SAS", "tracker", "JJ019", None, 200),
+    ("azur-location", "Azur Location", "tracker", "KT019", None, 100),
+    ("tramosa", "TRAMOSA", "deposer", "EK004", "depot@ek004.example", 0),
+    ("walon-lauterbourg", "WALON LAUTERBOURG", "deposer", "JJ020", "depot@jj020.example", 0),
+    ("walon-vitrolles", "WALON VITROLLES", "deposer", "JK020", "depot@jk020.example", 0),
+    ("stva", "STVA", "deposer", "KT075", "depot@kt075.example", 0),
+    ("btv", "BTV", "deposer", "LC004", "depot@lc004.example", 0),
+]
+USERS = [
+    ("gestionnaire@locaflotte.example", "Stanislas Fifis", "locaflotte", "manager"),
+    ("lecture@locaflotte.example", "Nina Roche", "locaflotte", "viewer"),
+    ("gestionnaire@azur-location.example", "Paul Giordano", "azur-location", "manager"),
+    ("depot@ek004.example", "Michaël Bourgery", "tramosa", "manager"),
+    ("depot@jj020.example", "Alix Martin", "walon-lauterbourg", "manager"),
+    ("depot@jk020.example", "Karim Benali", "walon-vitrolles", "manager"),
+    ("depot@kt075.example", "Sophie Marchand", "stva", "manager"),
+    ("depot@lc004.example", "Julien Perrin", "btv", "manager"),
+]
+API_KEYS = {"tramosa": "rk_demoek004_cle-de-demo-ek004"}
+MODELS = {"BMW": ["SERIE 1", "SERIE 3", "X1"], "RENAULT": ["CLIO V", "MEGANE", "CAPTUR"],
+          "PEUGEOT": ["208", "308", "3008"], "VOLKSWAGEN": ["GOLF", "POLO", "T-ROC"], "AUDI": ["A3", "Q3"]}
+WMI = {"BMW": "WBA", "RENAULT": "VF1", "PEUGEOT": "VF3", "VOLKSWAGEN": "WVW", "AUDI": "WAU"}
+VIN_CHARS = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"  # a VIN never uses I, O or Q
+
+
+def demo_vin(rng: random.Random, marque: str) -> str:
+    return WMI[marque] + "".join(rng.choice(VIN_CHARS) for _ in range(6)) + "".join(
+        rng.choice("0123456789") for _ in range(8))
+
+
+def load_removals_demo(session: Session) -> None:
+    for slug, name, kind, *_ in ORGANISATIONS:
+        session.execute(insert(Organisation).values(slug=slug, name=name, kind=kind)
+                        .on_conflict_do_nothing(index_elements=["slug"]))
+    orgs = {slug: oid for slug, oid in session.execute(
+        select(Organisation.slug, Organisation.id).where(Organisation.slug.in_([o[0] for o in ORGANISATIONS])))}
+    for slug, _name, _kind, code, email, _count in ORGANISATIONS:
+        session.execute(insert(Account).values(organisation_id=orgs[slug], code=code, email=email, last_request_no=0)
+                        .on_conflict_do_nothing())
+    existing = set(session.scalars(select(User.email).where(User.email.in_([u[0] for u in USERS]))))
+    password_hash = hash_password(PASSWORD) if len(existing) < len(USERS) else ""
+    for email, full_name, slug, role in USERS:
+        if email not in existing:
+            session.add(User(email=email, full_name=full_name, organisation_id=orgs[slug], role=role,
+                             password_hash=password_hash))
+    for slug, raw in API_KEYS.items():
+        prefix, secret = raw.split("_")[1], raw.split("_", 2)[2]
+        session.execute(insert(ApiKey).values(
+            organisation_id=orgs[slug], name="Clé de démonstration", prefix=prefix,
+            secret_hash=hashlib.sha256(secret.encode()).hexdigest(),
+        ).on_conflict_do_nothing(index_elements=["prefix"]))
+    for slug, _name, _kind, _code, _email, count in ORGANISATIONS:
+        rng = random.Random(f"removals-{slug}")
+        rows = []
+        for n in range(count):
+            marque = rng.choice(sorted(MODELS))
+            rows.append({"organisation_id": orgs[slug], "vin": demo_vin(rng, marque), "marque": marque,
+                         "modele": rng.choice(MODELS[marque]), "subscription_status": "active",
+                         "subscription_no": f"{140200 + n:06d}C{rng.randint(10, 99)}"})
+        if rows:
+            session.execute(insert(TrackedVehicle).on_conflict_do_nothing(index_elements=["vin"]), rows)

@@ -1,0 +1,118 @@
+"""The lists of the seed: "Liste des demandes des déposes" (requester), "Gérer les déposes" (both), exports."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, String, cast, func, or_, select
+from sqlalchemy.orm import Session
+
+from core.db import scoped
+from core.models import User
+from core.ui import Page, paginate
+from services.removals.models import Mandate, RemovalRequest, TrackedVehicle
+from services.removals.service.queries import MandateRow, addressed_to, with_details
+from workflows.removal import STATUS_LABELS
+
+PER_PAGE = 50
+EXPORT_HEADERS = ["N° demande", "Marque", "Modèle", "VIN", "N° Abonnement", "Code distributeur",
+                  "Nom du distributeur", "Adresse email", "Lieu de dépose", "Date souhaitée", "Statut",
+                  "Motif du refus",
+                  "Date de dépose", "7 derniers chiffres du boîtier", "Nom du technicien", "Commentaires"]
+
+
+@dataclass
+class RequestSummary:
+    request: RemovalRequest
+    creator: str
+    total: int
+    accepted: int
+    done: int
+
+
+def _like(q: str) -> str:
+    return "%" + q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def requests_page(session: Session, *, organisation_id: int, q: str = "", page: int = 1) -> Page[RequestSummary]:
+    """The requester's requests, newest first, with "Total : n dont acceptées : a dont effectuées : e"."""
+    counts = (select(Mandate.request_id, func.count().label("total"),
+                     func.count().filter(Mandate.status == "acceptee").label("accepted"),
+                     func.count().filter(Mandate.status == "effectuee").label("done"))
+              .where(Mandate.organisation_id == organisation_id).group_by(Mandate.request_id).subquery())
+    stmt: Select[Any] = (scoped(RemovalRequest, organisation_id)
+                         .add_columns(User.full_name, counts.c.total, counts.c.accepted, counts.c.done)
+                         .outerjoin(User, User.id == RemovalRequest.created_by_id)
+                         .outerjoin(counts, counts.c.request_id == RemovalRequest.id)
+                         .order_by(RemovalRequest.number.desc()))
+    if q.strip():
+        pattern = _like(q)
+        stmt = stmt.where(or_(cast(RemovalRequest.number, String).like(pattern),
+                              RemovalRequest.tracking_email.ilike(pattern), RemovalRequest.description.ilike(pattern),
+                              User.full_name.ilike(pattern)))
+    result = paginate(session, stmt, page=page, per_page=PER_PAGE)
+    items = [RequestSummary(r, name or "-", total or 0, accepted or 0, done or 0)
+             for r, name, total, accepted, done in result.items]
+    return Page(items, result.page, result.per_page, result.total)
+
+
+def _filtered(stmt: Select[Any], *, q: str, statut: str) -> Select[Any]:
+    if statut in STATUS_LABELS:
+        stmt = stmt.where(Mandate.status == statut)
+    if q.strip():
+        pattern = _like(q)
+        stmt = stmt.where(or_(Mandate.vin.ilike(pattern), Mandate.lieu.ilike(pattern),
+                              TrackedVehicle.subscription_no.ilike(pattern), TrackedVehicle.marque.ilike(pattern),
+                              TrackedVehicle.modele.ilike(pattern)))
+    return stmt
+
+
+def _page_of_rows(session: Session, stmt: Select[Any], page: int) -> Page[MandateRow]:
+    result = paginate(session, stmt, page=page, per_page=PER_PAGE)
+    return Page([MandateRow(**r._mapping) for r in result.items], result.page, result.per_page, result.total)
+
+
+def request_mandates(session: Session, *, organisation_id: int, request_id: int, q: str = "", statut: str = "",
+                     page: int = 1) -> Page[MandateRow]:
+    """The detail of one request: each vehicle and its status."""
+    base = scoped(Mandate, organisation_id).where(Mandate.request_id == request_id)
+    return _page_of_rows(session, _filtered(with_details(base), q=q, statut=statut), page)
+
+
+def deposer_stmt(deposer_id: int, *, q: str = "", statut: str = "") -> Select[Any]:
+    """What is addressed to a deposer (MandateRow columns), newest requests first."""
+    return _filtered(with_details(addressed_to(deposer_id)), q=q, statut=statut)
+
+
+def deposer_mandates(session: Session, *, deposer_id: int, q: str = "", statut: str = "",
+                     page: int = 1) -> Page[MandateRow]:
+    """"Gérer les déposes" for a deposer."""
+    return _page_of_rows(session, deposer_stmt(deposer_id, q=q, statut=statut), page)
+
+
+def status_counts(session: Session, stmt: Select[Any]) -> dict[str, int]:
+    sub = stmt.with_only_columns(Mandate.status).subquery()
+    return {s: n for s, n in session.execute(select(sub.c.status, func.count()).group_by(sub.c.status))}
+
+
+def export_rows(session: Session, *, organisation_id: int, request: RemovalRequest) -> list[list[object]]:
+    base = scoped(Mandate, organisation_id).where(Mandate.request_id == request.id)
+    result = []
+    for r in session.execute(with_details(base)):
+        row = MandateRow(**r._mapping)
+        removal: datetime | None = row.removal_date
+        result.append([f"#{request.number}", row.marque, row.modele, row.vin, row.subscription_no, row.deposer_code,
+                       row.deposer_name, row.deposer_email or "", row.lieu, row.desired_date,
+                       STATUS_LABELS[row.status], row.reason or "", removal, row.box_digits or "",
+                       row.technician or "", row.comment or ""])
+    return result
+
+
+def vehicles_page(session: Session, *, organisation_id: int, q: str = "", page: int = 1) -> Page[TrackedVehicle]:
+    """"Gérer les véhicules clients": the requester's equipped vehicles and their subscriptions."""
+    stmt = scoped(TrackedVehicle, organisation_id)
+    if q.strip():
+        pattern = _like(q)
+        stmt = stmt.where(or_(TrackedVehicle.vin.ilike(pattern), TrackedVehicle.subscription_no.ilike(pattern),
+                              TrackedVehicle.marque.ilike(pattern), TrackedVehicle.modele.ilike(pattern)))
+    return paginate(session, stmt.order_by(TrackedVehicle.vin), page=page, per_page=PER_PAGE)

@@ -1,0 +1,99 @@
+"""The removals mails, rendered from `templates/mails/` (developer-written, autoescaped HTML, plain text).
+
+Keys are deterministic so that a retried activity finds its outbox row: one notification per (request, deposer),
+one alert per (mandate, status), one reminder per (request, deposer), one overdue alert per (request, date).
+"""
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from core.outbox import NewMessage
+from core.settings import Settings
+from services.removals.service.process import PARIS
+from services.removals.service.queries import MandateRow
+from services.removals.service.tokens import accept_all_url, mandate_urls
+from workflows.removal import STATUS_LABELS
+
+MAILS = Path(__file__).resolve().parent.parent / "templates" / "mails"
+# Requester alerts, per status reached (subject as in the seed: "Acceptation de votre demande de dépose {VIN}").
+ALERTS = {
+    "acceptee": ("Acceptation de votre demande de dépose {vin}", "a accepté la demande de dépose suivante"),
+    "refusee": ("Refus de votre demande de dépose {vin}", "a refusé la demande de dépose suivante"),
+    "effectuee": ("Dépose effectuée {vin}", "a signalé la dépose suivante"),
+    "annulee": ("Annulation de votre demande de dépose {vin}", "est informé de l'annulation de la demande de "
+                                                               "dépose suivante"),
+}
+
+
+@dataclass
+class LinkedRow:
+    row: MandateRow
+    accept: str
+    refuse: str
+    confirm: str
+
+
+@lru_cache
+def _env() -> Environment:
+    env = Environment(loader=FileSystemLoader(str(MAILS)), autoescape=True, undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["d"] = lambda v: v.strftime("%d/%m/%Y") if v else "-"
+    env.filters["dt"] = lambda v: v.astimezone(PARIS).strftime("%d/%m/%Y %H:%M") if v else "-"
+    env.globals["labels"] = STATUS_LABELS
+    return env
+
+
+def _render(name: str, **ctx: Any) -> tuple[str, str]:
+    env = _env()
+    return env.get_template(f"{name}.txt").render(**ctx), env.get_template(f"{name}.html").render(**ctx)
+
+
+def _linked(rows: list[MandateRow], settings: Settings) -> list[LinkedRow]:
+    return [LinkedRow(r, *mandate_urls(settings, r.id)) for r in rows]
+
+
+def deposer_notification(rows: list[MandateRow], settings: Settings, *, reminder: bool = False) -> NewMessage:
+    """ONE mail per deposer and request, every vehicle with its links, and "Accepter tout"."""
+    first = rows[0]
+    key = f"removal-{'reminder' if reminder else 'notify'}-{first.request_id}-deposer-{first.deposer_id}"
+    subject = (f"Relance : demande de dépose #{first.request_no} de {first.requester_name} en attente de votre "
+               f"réponse" if reminder else
+               f"Demande de dépose #{first.request_no} de {first.requester_name} : {len(rows)} véhicule(s)")
+    text, html = _render("deposer_notification", first=first, items=_linked(rows, settings), reminder=reminder,
+                         accept_all=accept_all_url(settings, first.request_id, first.deposer_id),
+                         extranet=f"{settings.removals_url.rstrip('/')}/deposes")
+    return NewMessage(key, [first.deposer_email or ""], subject, text, html)
+
+
+def requester_received(groups: list[list[MandateRow]], settings: Settings) -> NewMessage:
+    """One mail to the tracking address: which deposers were told ("Prévenu"), with how many vehicles."""
+    first = groups[0][0]
+    text, html = _render("requester_received", first=first, groups=groups,
+                         url=f"{settings.removals_url.rstrip('/')}/demandes/{first.request_no}")
+    return NewMessage(f"removal-request-{first.request_id}-prevenu", [first.tracking_email],
+                      f"Prise en compte de votre demande de dépose #{first.request_no}", text, html)
+
+
+def requester_alert(row: MandateRow, status: str, settings: Settings) -> NewMessage:
+    subject, verb = ALERTS[status]
+    text, html = _render("requester_alert", row=row, status=status, verb=verb,
+                         url=f"{settings.removals_url.rstrip('/')}/demandes/{row.request_no}")
+    return NewMessage(f"removal-{row.id}-{status}", [row.tracking_email], subject.format(vin=row.vin), text, html)
+
+
+def deposer_cancelled(row: MandateRow) -> NewMessage:
+    text, html = _render("deposer_cancelled", row=row)
+    return NewMessage(f"removal-{row.id}-annulee-deposer", [row.deposer_email or ""],
+                      f"Annulation de la demande de dépose {row.vin}", text, html)
+
+
+def requester_overdue(rows: list[MandateRow], settings: Settings) -> NewMessage:
+    first = rows[0]
+    text, html = _render("requester_overdue", first=first, rows=rows,
+                         url=f"{settings.removals_url.rstrip('/')}/demandes/{first.request_no}")
+    return NewMessage(f"removal-overdue-{first.request_id}-{first.desired_date.isoformat()}", [first.tracking_email],
+                      f"Dépose non effectuée à la date souhaitée : demande #{first.request_no}", text, html)

@@ -1,0 +1,172 @@
+"""Requester screens: "Créer une demande de dépose" (upload → recap → Confirmer), the list of requests, a
+request's detail with per-vehicle cancel and its XLSX export, and the equipped vehicles."""
+
+from datetime import datetime
+from functools import partial
+from typing import Annotated
+
+from anyio import from_thread
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from core.auth import DbSession
+from core.excel import MB, ExcelIssue, write_xlsx
+from core.logging import log
+from core.models import Organisation, User
+from core.settings import get_settings
+from core.ui import Page, flash, render_page
+from core.web import TemporalClient
+from services.removals.models import RemovalRequest
+from services.removals.service import listings, process, queries, upload
+from services.removals.views.roles import Requester, RequesterManager
+from workflows.removal import STATUS_LABELS, MandateAction, allowed_actions
+
+router = APIRouter()
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MAX_UPLOAD = 10 * MB
+MAX_SHOWN_ISSUES = 200
+RECAP_PER_PAGE = 100
+
+
+def _today() -> datetime:
+    return datetime.now(process.PARIS)
+
+
+def _request(session: DbSession, user: User, number: int) -> RemovalRequest:
+    found = queries.get_request(session, organisation_id=user.organisation_id, number=number)
+    if found is None:
+        raise HTTPException(404, "Cette demande de dépose n'existe pas.")
+    return found
+
+
+def _new_page(request: Request, user: User, *, issues: list[ExcelIssue] | None = None, status: int = 200,
+              tracking_email: str = "", description: str = "", errors: dict[str, str] | None = None) -> HTMLResponse:
+    issues = issues or []
+    return render_page(request, "request_new.html", status, user=user, headers=upload.HEADERS,
+                       issues=issues[:MAX_SHOWN_ISSUES], hidden=max(0, len(issues) - MAX_SHOWN_ISSUES),
+                       tracking_email=tracking_email or user.email, description=description, errors=errors or {})
+
+
+@router.get("/demandes/nouvelle", response_class=HTMLResponse)
+def new_request(request: Request, user: Requester) -> HTMLResponse:
+    return _new_page(request, user)
+
+
+@router.get("/demandes/modele.xlsx")
+def model_file(user: Requester, session: DbSession) -> Response:
+    """The expected file, with two example lines taken from the requester's own vehicles when it has some."""
+    examples = upload.example_lines(session, organisation_id=user.organisation_id, today=_today().date())
+    content = write_xlsx(upload.HEADERS, examples, sheet_title="Demande de dépose")
+    return Response(content, media_type=XLSX,
+                    headers={"Content-Disposition": 'attachment; filename="modele-demande-de-depose.xlsx"'})
+
+
+@router.post("/demandes/nouvelle", response_class=HTMLResponse)
+def upload_file(request: Request, user: RequesterManager, session: DbSession,
+                fichier: Annotated[UploadFile | None, File()] = None, tracking_email: Annotated[str, Form()] = "",
+                description: Annotated[str, Form()] = "") -> Response:
+    page = partial(_new_page, request, user, tracking_email=tracking_email, description=description)
+    if not upload.valid_email(tracking_email):
+        return page(status=422, errors={"tracking_email": "Indiquez une adresse e-mail de suivi valide."})
+    if fichier is None or not fichier.filename:
+        return page(status=422, issues=[ExcelIssue(None, None, "Choisissez un fichier Excel (.xlsx) à charger.")])
+    data = fichier.file.read(MAX_UPLOAD + 1)
+    try:
+        lines = upload.check_upload(session, organisation_id=user.organisation_id, data=data, today=_today().date())
+    except upload.UploadRefused as exc:
+        session.rollback()
+        return page(status=422, issues=exc.issues)
+    upload_id = upload.save_pending(session, user=user, filename=fichier.filename,
+                                    tracking_email=tracking_email.strip(), description=description.strip() or None,
+                                    lines=lines)
+    return RedirectResponse(f"/demandes/recapitulatif/{upload_id}", status_code=303)
+
+
+@router.get("/demandes/recapitulatif/{upload_id}", response_class=HTMLResponse)
+def recap(request: Request, upload_id: str, user: Requester, session: DbSession, page: int = 1) -> HTMLResponse:
+    pending = upload.get_pending(session, organisation_id=user.organisation_id, upload_id=upload_id)
+    if pending is None:
+        raise HTTPException(404, "Ce fichier n'existe pas ou a expiré : chargez-le de nouveau.")
+    lines = upload.pending_lines(pending)
+    page = max(1, page)
+    shown = Page(lines[(page - 1) * RECAP_PER_PAGE:page * RECAP_PER_PAGE], page, RECAP_PER_PAGE, len(lines))
+    return render_page(request, "request_recap.html", user=user, pending=pending, page=shown,
+                       deposers=len({line.code for line in lines}))
+
+
+@router.post("/demandes/recapitulatif/{upload_id}/confirmer")
+def confirm(request: Request, upload_id: str, user: RequesterManager, session: DbSession,
+            client: TemporalClient) -> Response:
+    try:
+        created, is_new = upload.confirm(session, user=user, upload_id=upload_id, today=_today().date())
+    except LookupError as exc:
+        raise HTTPException(404, "Ce fichier n'existe pas ou a expiré : chargez-le de nouveau.") from exc
+    except upload.UploadRefused as exc:
+        session.rollback()
+        return _new_page(request, user, issues=exc.issues, status=409)
+    session.commit()  # the launcher's activities read these rows
+    organisation = session.get(Organisation, user.organisation_id)
+    assert organisation is not None
+    try:
+        from_thread.run(partial(process.start_request, client, get_settings(), request_id=created.id,
+                                number=created.number, slug=organisation.slug, requester_name=organisation.name))
+    except Exception:
+        log.exception("removals.start_failed", request_id=created.id)
+        flash(request, f"La demande #{created.number} est enregistrée mais les déposeurs n'ont pas encore été "
+                       "prévenus : le moteur de workflows est injoignable. Cliquez de nouveau sur « Confirmer » "
+                       "dans un instant.", "error")
+        return RedirectResponse(f"/demandes/recapitulatif/{upload_id}", status_code=303)
+    log.info("removals.request_confirmed", number=created.number, new=is_new)
+    return RedirectResponse(f"/demandes/{created.number}/enregistree", status_code=303)
+
+
+@router.get("/demandes/{number}/enregistree", response_class=HTMLResponse)
+def saved(request: Request, number: int, user: Requester, session: DbSession) -> HTMLResponse:
+    return render_page(request, "request_saved.html", user=user, removal_request=_request(session, user, number))
+
+
+@router.get("/demandes", response_class=HTMLResponse)
+def requests(request: Request, user: Requester, session: DbSession, q: str = "", page: int = 1) -> HTMLResponse:
+    result = listings.requests_page(session, organisation_id=user.organisation_id, q=q, page=page)
+    return render_page(request, "requests.html", user=user, page=result, q=q)
+
+
+@router.get("/demandes/{number}", response_class=HTMLResponse)
+def detail(request: Request, number: int, user: Requester, session: DbSession, q: str = "", statut: str = "",
+           page: int = 1) -> HTMLResponse:
+    removal_request = _request(session, user, number)
+    result = listings.request_mandates(session, organisation_id=user.organisation_id, request_id=removal_request.id,
+                                       q=q, statut=statut, page=page)
+    return render_page(request, "request_detail.html", user=user, removal_request=removal_request, page=result, q=q,
+                       statut=statut, labels=STATUS_LABELS, allowed=allowed_actions)
+
+
+@router.get("/demandes/{number}/export.xlsx")
+def export(number: int, user: Requester, session: DbSession) -> Response:
+    removal_request = _request(session, user, number)
+    rows = listings.export_rows(session, organisation_id=user.organisation_id, request=removal_request)
+    content = write_xlsx(listings.EXPORT_HEADERS, rows, sheet_title=f"Demande {number}")
+    return Response(content, media_type=XLSX,
+                    headers={"Content-Disposition": f'attachment; filename="demande-de-depose-{number}.xlsx"'})
+
+
+@router.post("/demandes/{number}/vehicules/{mandate_id}/annuler")
+def cancel(request: Request, number: int, mandate_id: int, user: RequesterManager, session: DbSession,
+           client: TemporalClient) -> RedirectResponse:
+    row = queries.for_requester(session, organisation_id=user.organisation_id, mandate_id=mandate_id)
+    if row is None or row.request_no != number:
+        raise HTTPException(404, "Ce véhicule ne fait pas partie de cette demande.")
+    payload = MandateAction(by=user.full_name)
+    session.rollback()  # release the connection while Temporal works
+    try:
+        label = from_thread.run(partial(process.apply_action, client, get_settings(), row, "cancel", payload))
+        flash(request, f"La demande de dépose du véhicule {row.vin} est maintenant « {label} ».")
+    except (process.TransitionRefused, process.EngineUnavailable) as exc:
+        flash(request, exc.message, "error")
+    return RedirectResponse(f"/demandes/{number}", status_code=303)
+
+
+@router.get("/vehicules", response_class=HTMLResponse)
+def vehicles(request: Request, user: Requester, session: DbSession, q: str = "", page: int = 1) -> HTMLResponse:
+    result = listings.vehicles_page(session, organisation_id=user.organisation_id, q=q, page=page)
+    return render_page(request, "vehicles.html", user=user, page=result, q=q)

@@ -1,0 +1,276 @@
+"""Removals: one workflow per vehicle mandate, and the request's launcher that notifies deposers and starts them.
+
+A mandate is Prévenu once its deposer got the request's mail; then Acceptée, Refusée (with a reason),
+Effectuée ("Signaler la dépose") or Annulée (by the requester), each an update with a validator, so an
+invalid transition is refused synchronously and changes nothing. Timers: a reminder to the deposer while
+still Prévenu, an alert to the requester if not Effectuée by the desired date.
+"""
+
+import asyncio
+import contextlib
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+from workflows.common import send_mail
+
+with workflow.unsafe.imports_passed_through():
+    from core.temporal import SA_STATUS
+
+STATUS_LABELS = {"nouvelle": "Nouvelle", "prevenu": "Prévenu", "acceptee": "Acceptée", "refusee": "Refusée",
+                 "effectuee": "Effectuée", "annulee": "Annulée"}
+TERMINAL = frozenset({"refusee", "effectuee", "annulee"})
+# action → (statuses it may start from, status it leads to): the one rule set for links, extranet, API and UI.
+TRANSITIONS = {
+    "accept": (frozenset({"prevenu"}), "acceptee"),
+    "refuse": (frozenset({"prevenu", "acceptee"}), "refusee"),
+    "confirm": (frozenset({"prevenu", "acceptee"}), "effectuee"),
+    "cancel": (frozenset({"prevenu", "acceptee"}), "annulee"),
+}
+ACTION_VERBS = {"accept": "acceptée", "refuse": "refusée", "confirm": "signalée comme effectuée",
+                "cancel": "annulée"}
+BOX_DIGITS = re.compile(r"\d{7}")
+DB_STEP = {"start_to_close_timeout": timedelta(minutes=2),
+           "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))}
+MAIL_HEAD_START = timedelta(seconds=30)
+START_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1))
+LOCAL_STEP = {"start_to_close_timeout": timedelta(seconds=30),
+              "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=200),
+                                          maximum_interval=timedelta(seconds=10), maximum_attempts=20)}
+
+
+def allowed_actions(status: str) -> list[str]:
+    return [action for action, (sources, _) in TRANSITIONS.items() if status in sources]
+
+
+def refusal(action: str, status: str) -> str | None:
+    """Why `action` is impossible from `status` (French, for the person who tried), or None."""
+    if status in TRANSITIONS[action][0]:
+        return None
+    if status == "nouvelle":
+        return ("Action refusée : la demande de dépose n'a pas encore été transmise au mandataire "
+                "(statut « Nouvelle »).")
+    if status == TRANSITIONS[action][1]:
+        return f"Action refusée : cette demande de dépose est déjà « {STATUS_LABELS[status]} »."
+    return (f"Action refusée : la demande de dépose est « {STATUS_LABELS[status]} », elle ne peut plus être "
+            f"{ACTION_VERBS[action]}.")
+
+
+@dataclass
+class MandateAction:
+    """Who acts and, for a refusal or a removal, the form's fields."""
+
+    by: str
+    reason: str = ""
+    removal_date: datetime | None = None
+    box_digits: str = ""
+    technician: str = ""
+
+
+def form_problem(action: str, payload: MandateAction, now: datetime) -> str | None:
+    """The first missing or wrong field of a refusal or a removal report, or None."""
+    if action == "refuse" and not payload.reason.strip():
+        return "Le motif du refus est obligatoire."
+    if action == "confirm":
+        if payload.removal_date is None:
+            return "La date de dépose est obligatoire."
+        if payload.removal_date.tzinfo is None or payload.removal_date > now + timedelta(minutes=10):
+            return "La date de dépose ne peut pas être dans le futur."
+        if not BOX_DIGITS.fullmatch(payload.box_digits.strip()):
+            return "Indiquez les 7 derniers chiffres du numéro de boîtier (7 chiffres)."
+        if not payload.technician.strip():
+            return "Le nom du technicien est obligatoire."
+    return None
+
+
+@dataclass
+class RemovalInput:
+    mandate_id: int
+    status: str  # where the process starts: Prévenu (or Acceptée if started late, from the read model)
+    reminder_days: int  # remind the deposer if still Prévenu this many days after the start
+    alert_at: datetime  # the end of the desired date: alert the requester if not Effectuée by then
+    mail_task_queue: str
+
+
+@dataclass
+class Transition:
+    mandate_id: int
+    action: str
+    status: str
+    payload: MandateAction
+
+
+@dataclass
+class _Timers:
+    reminded: bool
+    reminder_at: datetime
+    alerted: bool = False
+
+
+# Unsandboxed: thousands of these run per request and each action replays one, so the sandbox's per-run cost
+# (re-importing this module) dominated the worker's CPU; this module is pure (no I/O, no clock but workflow.now()).
+@workflow.defn(sandboxed=False)
+class RemovalWorkflow:
+    """Id `removal-{request number}-vin-{VIN}`: a double start finds the running one."""
+
+    @workflow.init
+    def __init__(self, inp: RemovalInput) -> None:
+        # Set before any handler runs: an update may arrive in the very first workflow task.
+        self.mandate_id = inp.mandate_id
+        self.status = inp.status
+        self.outbox: list[int] = []
+        self.lock = asyncio.Lock()
+
+    @workflow.run
+    async def run(self, inp: RemovalInput) -> str:
+        timers = _Timers(reminded=inp.status != "prevenu",
+                         reminder_at=workflow.info().workflow_start_time + timedelta(days=inp.reminder_days))
+        while True:
+            while self.outbox:
+                await send_mail(self.outbox.pop(0), inp.mail_task_queue)
+            if self.status in TERMINAL:
+                break
+            deadlines = [inp.alert_at] if not timers.alerted else []
+            if not timers.reminded:
+                deadlines.append(timers.reminder_at)
+            # Always a timeout (never None): a year when no timer is left, then look again.
+            wake_at = min(deadlines, default=workflow.now() + timedelta(days=365))
+            timeout = max(wake_at - workflow.now(), timedelta(seconds=1))
+            try:
+                await workflow.wait_condition(lambda: bool(self.outbox) or self.status in TERMINAL, timeout=timeout)
+            except TimeoutError:
+                await self._on_time(inp, timers)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        for outbox_id in self.outbox:
+            await send_mail(outbox_id, inp.mail_task_queue)
+        if self.status == "effectuee":
+            # "Dépose informatique": close the subscription (idempotent), then tell the requester.
+            outbox_id = await workflow.execute_activity("close_removal_subscription", inp.mandate_id,
+                                                        result_type=int, **DB_STEP)  # type: ignore[call-overload]
+            await send_mail(outbox_id, inp.mail_task_queue)
+        return self.status
+
+    async def _on_time(self, inp: RemovalInput, timers: _Timers) -> None:
+        now = workflow.now()
+        if not timers.reminded and now >= timers.reminder_at:
+            timers.reminded = True
+            if self.status == "prevenu":
+                self.outbox.append(await workflow.execute_activity(
+                    "remind_removal_deposer", inp.mandate_id, result_type=int, **DB_STEP))  # type: ignore[call-overload]
+        if not timers.alerted and now >= inp.alert_at:
+            timers.alerted = True
+            if self.status not in TERMINAL:
+                self.outbox.append(await workflow.execute_activity(
+                    "alert_removal_overdue", inp.mandate_id, result_type=int, **DB_STEP))  # type: ignore[call-overload]
+        self.outbox = [i for i in self.outbox if i]
+
+    async def _transition(self, action: str, payload: MandateAction) -> str:
+        async with self.lock:  # two updates admitted together: the second sees the first's outcome
+            problem = refusal(action, self.status)
+            if problem:
+                raise ApplicationError(problem, type="TransitionRefused", non_retryable=True)
+            target = TRANSITIONS[action][1]
+            outbox_ids = await workflow.execute_local_activity(
+                "record_removal_transition", Transition(self.mandate_id, action, target, payload),
+                result_type=list[int], **LOCAL_STEP)  # type: ignore[call-overload]
+            self.status = target
+            self.outbox.extend(outbox_ids)
+            workflow.upsert_search_attributes([SA_STATUS.value_set(STATUS_LABELS[target])])
+            return STATUS_LABELS[target]
+
+    def _validate(self, action: str, payload: MandateAction) -> None:
+        problem = refusal(action, self.status) or form_problem(action, payload, workflow.now())
+        if problem:
+            raise ApplicationError(problem, type="TransitionRefused", non_retryable=True)
+
+    @workflow.update
+    async def accept(self, payload: MandateAction) -> str:
+        return await self._transition("accept", payload)
+
+    @accept.validator
+    def _check_accept(self, payload: MandateAction) -> None:
+        self._validate("accept", payload)
+
+    @workflow.update
+    async def refuse(self, payload: MandateAction) -> str:
+        return await self._transition("refuse", payload)
+
+    @refuse.validator
+    def _check_refuse(self, payload: MandateAction) -> None:
+        self._validate("refuse", payload)
+
+    @workflow.update
+    async def confirm(self, payload: MandateAction) -> str:
+        return await self._transition("confirm", payload)
+
+    @confirm.validator
+    def _check_confirm(self, payload: MandateAction) -> None:
+        self._validate("confirm", payload)
+
+    @workflow.update
+    async def cancel(self, payload: MandateAction) -> str:
+        return await self._transition("cancel", payload)
+
+    @cancel.validator
+    def _check_cancel(self, payload: MandateAction) -> None:
+        self._validate("cancel", payload)
+
+    @workflow.query
+    def current_status(self) -> str:
+        return self.status
+
+
+@dataclass
+class RequestInput:
+    request_id: int
+    task_queue: str
+    mail_task_queue: str
+    page_size: int = 500
+
+
+@dataclass
+class StartPage:
+    request_id: int
+    task_queue: str
+    mail_task_queue: str
+    after_id: int
+    limit: int
+
+
+@dataclass
+class StartedPage:
+    last_id: int = 0
+    count: int = 0
+    started: list[str] = field(default_factory=list)
+
+
+@workflow.defn
+class RemovalRequestWorkflow:
+    """Id `removal-request-{request id}`: one grouped mail per deposer, then the vehicles' workflows."""
+
+    @workflow.run
+    async def run(self, inp: RequestInput) -> int:
+        outbox_ids = await workflow.execute_activity("notify_removal_deposers", inp.request_id,
+                                                     result_type=list[int], **DB_STEP)  # type: ignore[call-overload]
+        mails = asyncio.gather(*(send_mail(i, inp.mail_task_queue) for i in outbox_ids))
+        # The deposers' mails first: thousands of starts would slow them down. A bounded head start, so that an
+        # SMTP outage delays no mandate's timers (a click before its workflow exists starts it on demand).
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(mails.done, timeout=MAIL_HEAD_START)
+        total, after_id = 0, 0
+        while True:
+            page = await workflow.execute_activity(
+                "start_removal_workflows",
+                StartPage(inp.request_id, inp.task_queue, inp.mail_task_queue, after_id, inp.page_size),
+                result_type=StartedPage, start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=timedelta(minutes=1), retry_policy=START_RETRY)
+            total += page.count
+            if page.count < inp.page_size:
+                break
+            after_id = page.last_id
+        await mails
+        return total
