@@ -8,6 +8,7 @@ inserts that id into `core.used_action_links`; a second use finds the row and is
 import secrets
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -61,7 +62,13 @@ class ActionLink:
 
 
 def _serializer(purpose: str) -> URLSafeSerializer:
-    return URLSafeSerializer(get_settings().secret_key, salt=f"relais.action.{purpose}")
+    return _cached_serializer(get_settings().secret_key, purpose)
+
+
+@lru_cache(maxsize=64)
+def _cached_serializer(secret: str, purpose: str) -> URLSafeSerializer:
+    """Building the signer derives keys: done once per purpose, not once per link of a 5,000-line mailing."""
+    return URLSafeSerializer(secret, salt=f"relais.action.{purpose}")
 
 
 def make_token(purpose: str, subject: str, *, max_age_seconds: int | None = None,

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select, update
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.removals import RemovalActivities
@@ -134,8 +134,9 @@ async def test_one_mail_per_deposer_then_accept_and_removal_close_the_subscripti
     assert f"Le mandataire {a.name} a accepté la demande de dépose suivante" in body_text(accepted)
     assert f"VIN : {vin}" in body_text(accepted) and "Lieu : Chambery" in body_text(accepted)
     # A finished mandate refuses everything (the update reaches no running workflow).
-    with pytest.raises(Exception):  # noqa: B017 (NOT_FOUND from the server, mapped by the service layer)
+    with pytest.raises(RPCError) as closed:  # the service layer maps it to the read model's refusal
         await handle.execute_update(RemovalWorkflow.cancel, MandateAction(by="Test"))
+    assert closed.value.status == RPCStatusCode.NOT_FOUND
 
 
 async def test_refusal_needs_a_reason_and_cancel_tells_the_deposer(

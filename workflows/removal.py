@@ -111,8 +111,9 @@ class _Timers:
     alerted: bool = False
 
 
-# Unsandboxed: thousands of these run per request and each action replays one, so the sandbox's per-run cost
-# (re-importing this module) dominated the worker's CPU; this module is pure (no I/O, no clock but workflow.now()).
+# Unsandboxed: thousands of these run per request, and the sandbox's per-run cost (a fresh import of this module on
+# every start and every cache miss) dominated the worker's CPU. This module stays pure: no I/O, no clock but
+# workflow.now(), activities imported by name only.
 @workflow.defn(sandboxed=False)
 class RemovalWorkflow:
     """Id `removal-{request number}-vin-{VIN}`: a double start finds the running one."""

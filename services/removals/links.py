@@ -84,6 +84,9 @@ async def accept_all(request: Request, token: str, client: TemporalClient) -> HT
         rows = await asyncio.to_thread(_waiting, link)
     except LinkError as exc:
         return _refused(request, heading, exc)
+    if not rows:
+        return _page(request, 409, heading=heading, error=True,
+                     message="Aucune demande de dépose de ce mail n'attend plus d'acceptation.")
     settings, gate = get_settings(), asyncio.Semaphore(PARALLEL_UPDATES)
 
     async def accept(row: MandateRow) -> str | None:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -130,6 +130,9 @@ def check_lines(session: Session, *, organisation_id: int, lines: list[Line], to
             refuse("Vin", f"VIN {line.vin} déjà dans une demande de dépose en cours (#{open_requests[vehicle.id]})")
         if line.code not in deposers:
             refuse("Code Distributeur", f"code distributeur « {line.code} » inconnu")
+        elif not deposers[line.code][0].email:
+            refuse("Code Distributeur", f"le distributeur {line.code} n'a pas d'adresse e-mail de notification : "
+                                        "contactez TRAQUEUR")
         if date.fromisoformat(line.desired_date) < today:
             refuse("Date de dépose souhaitée",
                    f"date passée ({date.fromisoformat(line.desired_date):%d/%m/%Y}) : indiquez une date à venir")
@@ -230,10 +233,6 @@ def example_lines(session: Session, *, organisation_id: int, today: date) -> lis
         return []
     return [[v.vin, v.subscription_no, codes[i % len(codes)], "Parc de stockage", today + timedelta(days=14),
              "A faire ASAP" if i == 0 else None] for i, v in enumerate(vehicles)]
-
-
-def count_requests(session: Session, organisation_id: int) -> int:
-    return session.scalar(select(func.count()).select_from(scoped(RemovalRequest, organisation_id).subquery())) or 0
 
 
 def valid_email(value: str) -> bool:
