@@ -1,38 +1,22 @@
 """A manager in Chromium: logs in, sends a test mail, watches the outbox status turn to "Envoyé"."""
 
-import os
-import shutil
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from temporalio.client import Client
 
 from core.db import session_scope
 from services.campaigns.models import Driver
+from tests.support.browser import ARTIFACTS, browser_page
 from tests.support.smtp import SmtpSink
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 async def page(campaigns_server: str) -> AsyncIterator[object]:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail("REQUIRE_BROWSER=1 but Debian's chromium is not installed (apt-get install chromium)")
-        pytest.skip("chromium absent: apt-get install chromium (REQUIRE_BROWSER=1 makes this a failure)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = await browser.new_context(base_url=campaigns_server, locale="fr-FR")
-        yield await context.new_page()
-        await browser.close()
+    async with browser_page(campaigns_server) as page:
+        yield page
 
 
 async def test_manager_sends_a_test_mail_in_the_browser(page, dev_worker: Client, sink: SmtpSink) -> None:  # type: ignore[no-untyped-def]

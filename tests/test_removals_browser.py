@@ -1,7 +1,5 @@
 """In Chromium: a requester uploads a file, checks the recap and confirms; then the deposer accepts in the extranet."""
 
-import os
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,30 +10,17 @@ from temporalio.client import Client
 from core.db import session_scope
 from services.removals.models import RemovalRequest
 from services.removals.service.process import request_workflow_id
+from tests.support.browser import ARTIFACTS, browser_page
 from tests.support.removals import PASSWORD, line, make_deposer, make_requester, xlsx
 from tests.support.smtp import SmtpSink
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 async def page(removals_server: str) -> AsyncIterator[object]:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail("REQUIRE_BROWSER=1 but Debian's chromium is not installed (apt-get install chromium)")
-        pytest.skip("chromium absent: apt-get install chromium (REQUIRE_BROWSER=1 makes this a failure)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = await browser.new_context(base_url=removals_server, locale="fr-FR")
-        yield await context.new_page()
-        await browser.close()
+    async with browser_page(removals_server) as page:
+        yield page
 
 
 async def _login(page, email: str) -> None:  # type: ignore[no-untyped-def]

@@ -12,6 +12,7 @@ from core.excel import parse_date
 from core.models import User
 from services.campaigns.models import Driver, Fine, FineProof, Vehicle, WorkflowDefinition
 from services.campaigns.service.fleet import normalise_plate
+from services.campaigns.service.workflowdefs import enabled_contraventions_definition
 
 SOURCES = ("Ajout manuel", "Antai")
 STATUS_LABELS = {"en_cours": "En cours", "valide": "Validé", "termine": "Terminé", "annule": "Annulé"}
@@ -99,10 +100,7 @@ def followup_definition(session: Session, fine: Fine) -> WorkflowDefinition | No
     """The activated Contraventions workflow that follows this fine up, or None (ANTAI fines never: seed rule)."""
     if fine.source == "Antai" or fine.driver_id is None:
         return None
-    stmt = (scoped(WorkflowDefinition, fine.organisation_id)
-            .where(WorkflowDefinition.family == "contraventions", WorkflowDefinition.enabled.is_(True))
-            .order_by(WorkflowDefinition.updated_at.desc()))
-    return session.scalars(stmt).first()
+    return enabled_contraventions_definition(session, organisation_id=fine.organisation_id)
 
 
 def fines_query(organisation_id: int, *, driver_id: int | None = None, vehicle_id: int | None = None) -> Select[Fine]:
