@@ -1,5 +1,6 @@
-"""Removals activities: notify deposers (one grouped mail each), start the mandates' workflows, write status
-changes to the read model, remind, alert, and the "dépose informatique" that closes the subscription."""
+"""Removals activities: notify deposers (one grouped mail each), start the mandates' workflows, remind, alert, and
+the "dépose informatique" that closes the subscription. (Status changes are written by the services, in the
+transaction of the action: `services.removals.service.process.record_action`.)"""
 
 import asyncio
 from collections import defaultdict
@@ -17,7 +18,7 @@ from core.settings import Settings
 from services.removals.models import MailClaim, Mandate, TrackedVehicle
 from services.removals.service import mails, process, queries
 from services.removals.service.queries import MandateRow
-from workflows.removal import TERMINAL, TRANSITIONS, StartedPage, StartPage, Transition
+from workflows.removal import TERMINAL, StartedPage, StartPage
 
 PARALLEL_STARTS = 32
 
@@ -73,38 +74,6 @@ class RemovalActivities:
         with session_scope() as session:
             stmt = queries.with_details(stmt).order_by(None).order_by(Mandate.id).limit(page.limit)
             return queries.rows(session, stmt)
-
-    @activity.defn(name="record_removal_transition")
-    def record_removal_transition(self, transition: Transition) -> list[int]:
-        """Write the new status (a retry finds it written) and queue the requester's alert mail."""
-        payload = transition.payload
-        values: dict[str, object] = {"status": transition.status}
-        if transition.action == "refuse":
-            values["reason"] = payload.reason.strip()
-        if transition.action == "confirm":
-            values.update(removal_date=payload.removal_date, box_digits=payload.box_digits.strip(),
-                          technician=payload.technician.strip())
-        with session_scope() as session:
-            changed = session.execute(
-                update(Mandate).where(Mandate.id == transition.mandate_id,
-                                      Mandate.status.in_(TRANSITIONS[transition.action][0]))
-                .values(**values).returning(Mandate.id)).first()
-            if changed is None:
-                current = session.scalar(select(Mandate.status).where(Mandate.id == transition.mandate_id))
-                if current != transition.status:
-                    raise ApplicationError(f"Mandat {transition.mandate_id} au statut {current} : "
-                                           f"{transition.action} impossible", non_retryable=True)
-            row = queries.by_id(session, transition.mandate_id)
-            assert row is not None
-            messages = []
-            if transition.status != "effectuee":  # that one is sent once the subscription is closed
-                messages.append(mails.requester_alert(row, transition.status, self.settings))
-            if transition.status == "annulee":
-                messages.append(mails.deposer_cancelled(row))
-            # Same transaction as the status: the alert exists if and only if the change does.
-            ids = outbox.enqueue_many(session, settings=self.settings, organisation_id=row.organisation_id,
-                                      messages=messages)
-            return [ids[m.key] for m in messages]
 
     @activity.defn(name="close_removal_subscription")
     def close_removal_subscription(self, mandate_id: int) -> int:

@@ -15,12 +15,10 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 
 import httpx
-from temporalio import workflow
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from bench.common import ROOT
 
@@ -110,42 +108,22 @@ async def upload_file(http: httpx.AsyncClient, data: bytes) -> tuple[str, float]
     return posted.headers["location"].rsplit("/", 1)[1], time.perf_counter() - started
 
 
-@workflow.defn(name="BenchNoOp", sandboxed=False)
-class NoOpWorkflow:
-    """The floor of an action: an update that does nothing, on the same Temporal server."""
+async def http_floor(base_url: str, *, requests: int, clients: int) -> list[float]:
+    """Latencies of GET /healthz (no database, no template) from `clients` concurrent clients: what the HTTP stack
+    and this machine alone cost, measured in the same run as the action links."""
+    todo: asyncio.Queue[int] = asyncio.Queue()
+    for n in range(requests):
+        todo.put_nowait(n)
+    latencies: list[float] = []
 
-    def __init__(self) -> None:
-        self.done = False
-
-    @workflow.run
-    async def run(self) -> None:
-        await workflow.wait_condition(lambda: self.done)
-
-    @workflow.update
-    def ping(self) -> str:
-        return "ok"
-
-
-async def update_floor(client: Client, *, workflows: int, updates: int, clients: int) -> list[float]:
-    """Latencies of no-op updates from `clients` concurrent callers (a worker in this process)."""
-    queue_name = "bench-floor"
-    async with Worker(client, task_queue=queue_name, workflows=[NoOpWorkflow]):
-        handles = [await client.start_workflow(NoOpWorkflow.run, id=f"bench-floor-{n}", task_queue=queue_name)
-                   for n in range(workflows)]
-        await wait_for_idle(client, queue_name)
-        todo: asyncio.Queue[int] = asyncio.Queue()
-        for n in range(updates):
-            todo.put_nowait(n)
-        latencies: list[float] = []
-
-        async def caller() -> None:
+    async def caller() -> None:
+        async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
             while not todo.empty():
-                handle = handles[todo.get_nowait() % workflows]
+                todo.get_nowait()
                 started = time.perf_counter()
-                await handle.execute_update(NoOpWorkflow.ping)
+                response = await http.get("/healthz")
                 latencies.append(time.perf_counter() - started)
+                assert response.status_code == 200
 
-        await asyncio.gather(*(caller() for _ in range(clients)))
-        for handle in handles:
-            await handle.terminate()
+    await asyncio.gather(*(caller() for _ in range(clients)))
     return sorted(latencies)

@@ -1,9 +1,9 @@
-"""Tables shared by every service (schema `core`): organisations, people, keys, links, outbox."""
+"""Tables shared by every service (schema `core`): organisations, people, keys, links, outbox, signals."""
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -61,6 +61,25 @@ class UsedActionLink(Base):
     purpose: Mapped[str] = mapped_column(String(60))
     subject: Mapped[str] = mapped_column(String(200))
     used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WorkflowSignal(OrgScoped, Base):
+    """A signal for a workflow, written in the transaction of the change it announces, delivered after commit
+    by the relay (`core.signals`): the change never waits for Temporal and is never lost by it."""
+
+    __tablename__ = "workflow_signals"
+    __table_args__ = (Index("ix_workflow_signals_pending", "task_queue", "id", postgresql_where=text(
+        "delivered_at IS NULL")), SCHEMA)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(String(200))
+    signal: Mapped[str] = mapped_column(String(80))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # Which worker fleet delivers it, and how to start the workflow if it does not exist yet (`core.signals`).
+    task_queue: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str | None] = mapped_column(String(60))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class OutboxMessage(OrgScoped, Base):

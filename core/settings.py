@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     smtp_connections: int = 4
     smtp_max_per_second: float = 0.0
     pdf_timeout_seconds: float = 30.0
+    # Signals to workflows (`core.signals`): the relay is woken at each commit, and also sweeps this often for what
+    # could not be delivered (Temporal unreachable).
+    signal_sweep_seconds: float = 2.0
     # Removals: remind the deposer of a mandate still "Prévenu" after this many days.
     removal_reminder_days: int = 3
 

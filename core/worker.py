@@ -2,6 +2,7 @@
 
 Two workers share one client: the main task queue (workflows and DB activities) and the mail
 task queue, whose rate is limited server-side so that no deployment floods its SMTP relay.
+Beside the main one runs the signal relay, which tells workflows of the actions recorded by the services.
 """
 
 import argparse
@@ -20,7 +21,10 @@ from activities.mail_batch import MailBatchActivities
 from activities.removals import RemovalActivities
 from core.logging import configure_logging, log
 from core.settings import Settings, get_settings
+from core.signals import SignalRelay, Starter, stop_relay
 from core.temporal import LogContextInterceptor, connect, register_search_attributes
+from services.removals.service.process import SIGNAL_KIND as REMOVAL_MANDATE
+from services.removals.service.process import start_with_signal as start_removal_mandate
 from workflows.campaign_email import EmailCampaignWorkflow
 from workflows.campaign_workflow import WorkflowCampaignLauncher
 from workflows.driver import DriverWorkflow
@@ -29,6 +33,8 @@ from workflows.testmail import TestMailWorkflow
 
 WORKFLOWS: list[type] = [TestMailWorkflow, EmailCampaignWorkflow, WorkflowCampaignLauncher, DriverWorkflow,
                          RemovalRequestWorkflow, RemovalWorkflow]
+# How the signal relay starts a workflow that a recorded action reached before its launcher did.
+SIGNAL_STARTERS: dict[str, Starter] = {REMOVAL_MANDATE: start_removal_mandate}
 # Blocking activities (DB, WeasyPrint, openpyxl) run in this many threads.
 ACTIVITY_THREADS = 16
 
@@ -51,7 +57,7 @@ def build_workers(client: Client, settings: Settings, *, task_queue: str | None 
                     email_campaigns.finish_campaign, drivers.launch_driver_workflows, drivers.record_driver_step,
                     drivers.prepare_driver_mail, drivers.finish_driver_workflow,
                     removals.notify_removal_deposers, removals.start_removal_workflows,
-                    removals.record_removal_transition, removals.close_removal_subscription,
+                    removals.close_removal_subscription,
                     removals.remind_removal_deposer, removals.alert_removal_overdue],
         activity_executor=executor,
         interceptors=[LogContextInterceptor()],
@@ -68,6 +74,13 @@ def build_workers(client: Client, settings: Settings, *, task_queue: str | None 
     return [main, mailer]
 
 
+def build_relay(client: Client, settings: Settings, *, task_queue: str | None = None,
+                mail_task_queue: str | None = None) -> SignalRelay:
+    """The relay that delivers recorded actions to the workflows of `task_queue` (`core.signals`)."""
+    return SignalRelay(client, settings, starters=SIGNAL_STARTERS, task_queue=task_queue,
+                       mail_task_queue=mail_task_queue)
+
+
 async def main(only: str | None = None) -> None:
     """Run both workers, or only one: `--only mail` puts SMTP on its own process (and CPU core)."""
     configure_logging()
@@ -82,9 +95,13 @@ async def main(only: str | None = None) -> None:
         main_worker, mail_worker = build_workers(client, settings, executor=executor)
         workers = {"main": [main_worker], "mail": [mail_worker]}.get(only or "", [main_worker, mail_worker])
         tasks = [asyncio.create_task(w.run()) for w in workers]
+        # The relay runs beside the main worker (one active per task queue, whatever the number of processes).
+        relay = asyncio.create_task(build_relay(client, settings).run()) if main_worker in workers else None
         log.info("worker.started", task_queues=[w.task_queue for w in workers])
         await stop.wait()
         log.info("worker.stopping")
+        if relay:
+            await stop_relay(relay)
         await asyncio.gather(*(w.shutdown() for w in workers))
         await asyncio.gather(*tasks, return_exceptions=True)
 

@@ -3,6 +3,7 @@
 Environment is set at import, before any project module reads its settings.
 """
 
+import asyncio
 import os
 import shutil
 import sys
@@ -10,6 +11,7 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import uuid4
 
 import httpx
@@ -20,6 +22,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from tests.support.smtp import SmtpSink, free_port, start_sink
+
+if TYPE_CHECKING:
+    from core.signals import SignalRelay
 
 SMTP_PORT = free_port()
 CAMPAIGNS_PORT = free_port()
@@ -114,12 +119,15 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 async def dev_worker(dev_env: WorkflowEnvironment, smtp_sink: SmtpSink) -> AsyncIterator[Client]:
     """The project's real workers on the dev server, with the configured task queue names."""
     from core.settings import get_settings
-    from core.worker import ACTIVITY_THREADS, build_workers
+    from core.signals import stop_relay
+    from core.worker import ACTIVITY_THREADS, build_relay, build_workers
 
     with ThreadPoolExecutor(ACTIVITY_THREADS) as executor:
         workers = build_workers(dev_env.client, get_settings(), executor=executor)
         async with workers[0], workers[1]:
+            relay = asyncio.create_task(build_relay(dev_env.client, get_settings()).run())
             yield dev_env.client
+            await stop_relay(relay)
 
 
 @pytest.fixture
@@ -134,6 +142,16 @@ async def time_worker(time_env: WorkflowEnvironment, smtp_sink: SmtpSink) -> Asy
                                               mail_task_queue=mail_queue, executor=executor)
         async with workers[0], workers[1]:
             yield time_env.client, queue, mail_queue
+
+
+@pytest.fixture
+def time_relay(time_worker: tuple[Client, str, str]) -> "SignalRelay":
+    """The signal relay of this test's task queues, driven by the test: `await time_relay.deliver_pending()`."""
+    from core.settings import get_settings
+    from core.worker import build_relay
+
+    client, queue, mail_queue = time_worker
+    return build_relay(client, get_settings(), task_queue=queue, mail_task_queue=mail_queue)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
-"""Removal mandates on the time-skipping server: grouped notification, every transition as an update (and the
-refused ones changing nothing), the reminder and the desired-date alert on their simulated days, and the
-"dépose informatique" run twice."""
+"""Removal mandates on the time-skipping server: grouped notification, every transition recorded as the channels
+record it (the refused ones changing nothing) and signalled by the relay, the reminder and the desired-date alert
+on their simulated days, and the "dépose informatique" run twice."""
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -9,29 +9,31 @@ from uuid import uuid4
 
 import pytest
 from sqlalchemy import select, update
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.removals import RemovalActivities
 from core.db import session_scope
-from core.models import OutboxMessage
+from core.models import OutboxMessage, WorkflowSignal
 from core.settings import get_settings
+from core.signals import SignalRelay
 from services.removals.models import Mandate, TrackedVehicle
-from services.removals.service.process import PARIS
+from services.removals.service import process
+from services.removals.service.process import PARIS, TransitionRefused
 from tests.support.removals import (
     Deposer,
     Requester,
     create_request,
+    eventually,
     line,
     links_of,
     make_deposer,
     make_requester,
     subject,
 )
-from tests.support.smtp import SmtpSink, body_text
-from workflows.removal import MandateAction, RemovalRequestWorkflow, RemovalWorkflow, RequestInput
+from tests.support.smtp import SmtpSink, body_text, free_port
+from workflows.removal import STATUS_LABELS, MandateAction, RemovalRequestWorkflow, RemovalWorkflow, RequestInput
 
 
 @pytest.fixture
@@ -86,10 +88,14 @@ def _status(vin: str) -> str:
         return session.scalars(select(Mandate.status).where(Mandate.vin == vin)).one()
 
 
-def _reason(error: WorkflowUpdateFailedError) -> str:
-    """The validator's French message."""
-    assert isinstance(error.cause, ApplicationError)
-    return error.cause.message
+async def _act(relay: SignalRelay, vin: str, action: str, payload: MandateAction) -> str:
+    """What every channel does: record the action in one transaction (refused: TransitionRefused, nothing
+    written), then the relay signals the workflow. Returns the new status label."""
+    with session_scope() as session:
+        mandate_id = session.scalars(select(Mandate.id).where(Mandate.vin == vin)).one()
+        row = process.record_action(session, get_settings(), mandate_id, action, payload, task_queue=relay.task_queue)
+    await relay.deliver_pending()
+    return STATUS_LABELS[row.status]
 
 
 REMOVAL = MandateAction(by="Test", removal_date=datetime(2026, 1, 5, 10, 23, tzinfo=UTC), box_digits="4512345",
@@ -97,7 +103,7 @@ REMOVAL = MandateAction(by="Test", removal_date=datetime(2026, 1, 5, 10, 23, tzi
 
 
 async def test_one_mail_per_deposer_then_accept_and_removal_close_the_subscription(
-        time_worker: tuple[Client, str, str], time_env: WorkflowEnvironment, sink: SmtpSink,
+        time_worker: tuple[Client, str, str], time_env: WorkflowEnvironment, sink: SmtpSink, time_relay: SignalRelay,
         launch: Callable[..., Awaitable[Launched]]) -> None:
     client, queue, mail_queue = time_worker
     requester, a, b, _request_id, number = await launch(3, 2)
@@ -112,17 +118,18 @@ async def test_one_mail_per_deposer_then_accept_and_removal_close_the_subscripti
 
     vin = requester.vins[0]
     handle = _handle(client, number, vin)
-    assert await handle.execute_update(RemovalWorkflow.accept, MandateAction(by="Test")) == "Acceptée"
-    assert _status(vin) == "acceptee"  # written by the update itself: the read model is up to date at once
-    with pytest.raises(WorkflowUpdateFailedError) as refused:
-        await handle.execute_update(RemovalWorkflow.accept, MandateAction(by="Test"))
-    assert _reason(refused.value) == "Action refusée : cette demande de dépose est déjà « Acceptée »."
-    with pytest.raises(WorkflowUpdateFailedError) as bad_digits:
-        await handle.execute_update(RemovalWorkflow.confirm, MandateAction(by="Test", removal_date=REMOVAL.removal_date,
-                                                                           box_digits="12AB", technician="X"))
-    assert "7 derniers chiffres" in _reason(bad_digits.value)
+    assert await _act(time_relay, vin, "accept", MandateAction(by="Test")) == "Acceptée"
     assert _status(vin) == "acceptee"
-    assert await handle.execute_update(RemovalWorkflow.confirm, REMOVAL) == "Effectuée"
+    assert await handle.query(RemovalWorkflow.current_status) == "acceptee"  # the signal reached the workflow
+    with pytest.raises(TransitionRefused) as refused:
+        await _act(time_relay, vin, "accept", MandateAction(by="Test"))
+    assert refused.value.message == "Action refusée : cette demande de dépose est déjà « Acceptée »."
+    with pytest.raises(TransitionRefused) as bad_digits:
+        await _act(time_relay, vin, "confirm", MandateAction(by="Test", removal_date=REMOVAL.removal_date,
+                                                             box_digits="12AB", technician="X"))
+    assert "7 derniers chiffres" in bad_digits.value.message
+    assert _status(vin) == "acceptee"
+    assert await _act(time_relay, vin, "confirm", REMOVAL) == "Effectuée"
     assert await handle.result() == "effectuee"
     with session_scope() as session:
         vehicle = session.scalars(select(TrackedVehicle).where(TrackedVehicle.vin == vin)).one()
@@ -130,33 +137,65 @@ async def test_one_mail_per_deposer_then_accept_and_removal_close_the_subscripti
             "closed", "4512345", REMOVAL.removal_date)
     subjects = [subject(m) for m in sink.to(f"suivi@{requester.slug}.example")]
     assert f"Acceptation de votre demande de dépose {vin}" in subjects and f"Dépose effectuée {vin}" in subjects
+    assert subjects.count(f"Acceptation de votre demande de dépose {vin}") == 1
     accepted = next(m for m in sink.messages if subject(m) == f"Acceptation de votre demande de dépose {vin}")
     assert f"Le mandataire {a.name} a accepté la demande de dépose suivante" in body_text(accepted)
     assert f"VIN : {vin}" in body_text(accepted) and "Lieu : Chambery" in body_text(accepted)
-    # A finished mandate refuses everything (the update reaches no running workflow).
-    with pytest.raises(RPCError) as closed:  # the service layer maps it to the read model's refusal
-        await handle.execute_update(RemovalWorkflow.cancel, MandateAction(by="Test"))
-    assert closed.value.status == RPCStatusCode.NOT_FOUND
+    # A finished mandate refuses everything, and a signal delivered again changes nothing.
+    with pytest.raises(TransitionRefused) as closed:
+        await _act(time_relay, vin, "cancel", MandateAction(by="Test"))
+    assert closed.value.message == ("Action refusée : la demande de dépose est « Effectuée », elle ne peut plus être "
+                                    "annulée.")
+    assert _status(vin) == "effectuee"
+
+
+async def test_a_signal_delivered_again_changes_nothing_more(
+        time_worker: tuple[Client, str, str], time_env: WorkflowEnvironment, sink: SmtpSink, time_relay: SignalRelay,
+        launch: Callable[..., Awaitable[Launched]]) -> None:
+    """At-least-once delivery: the same `recorded` signal twice sends its mail once, and once more after the
+    workflow closed it is dropped (nothing started again, nothing sent)."""
+    client, _queue, _mail_queue = time_worker
+    requester, _a, _b, _request_id, number = await launch(1, 1)
+    vin = requester.vins[0]
+    handle = _handle(client, number, vin)
+    await _act(time_relay, vin, "accept", MandateAction(by="Test"))
+    with session_scope() as session:
+        signal = session.scalars(select(WorkflowSignal).where(WorkflowSignal.workflow_id == handle.id)).one()
+        assert signal.delivered_at is not None and signal.payload["status"] == "acceptee"
+    _undeliver(signal.id)
+    assert await time_relay.deliver_pending() == 1
+    await _act(time_relay, vin, "refuse", MandateAction(by="Test", reason="Parc fermé"))
+    assert await handle.result() == "refusee"
+    _undeliver(signal.id)
+    assert await time_relay.deliver_pending() == 1  # moot: the workflow is closed
+    assert await handle.result() == "refusee"  # still the same run: the starter did not start another
+    alerts = [subject(m) for m in sink.to(f"suivi@{requester.slug}.example")]
+    assert alerts.count(f"Acceptation de votre demande de dépose {vin}") == 1
+    assert alerts.count(f"Refus de votre demande de dépose {vin}") == 1
+
+
+def _undeliver(signal_id: int) -> None:
+    with session_scope() as session:
+        session.execute(update(WorkflowSignal).where(WorkflowSignal.id == signal_id).values(delivered_at=None))
 
 
 async def test_refusal_needs_a_reason_and_cancel_tells_the_deposer(
-        time_worker: tuple[Client, str, str], time_env: WorkflowEnvironment, sink: SmtpSink,
+        time_worker: tuple[Client, str, str], time_env: WorkflowEnvironment, sink: SmtpSink, time_relay: SignalRelay,
         launch: Callable[..., Awaitable[Launched]]) -> None:
     client, queue, mail_queue = time_worker
     requester, a, _b, _request_id, number = await launch(2, 2)
     refused_vin, cancelled_vin = requester.vins
     handle = _handle(client, number, refused_vin)
-    with pytest.raises(WorkflowUpdateFailedError) as no_reason:
-        await handle.execute_update(RemovalWorkflow.refuse, MandateAction(by="Test", reason="  "))
-    assert _reason(no_reason.value) == "Le motif du refus est obligatoire."
+    with pytest.raises(TransitionRefused) as no_reason:
+        await _act(time_relay, refused_vin, "refuse", MandateAction(by="Test", reason="  "))
+    assert no_reason.value.message == "Le motif du refus est obligatoire."
     assert _status(refused_vin) == "prevenu"
-    reason = MandateAction(by="Test", reason="Parc fermé")
-    assert await handle.execute_update(RemovalWorkflow.refuse, reason) == "Refusée"
+    assert await _act(time_relay, refused_vin, "refuse", MandateAction(by="Test", reason="Parc fermé")) == "Refusée"
     assert await handle.result() == "refusee"
     with session_scope() as session:
         assert session.scalars(select(Mandate.reason).where(Mandate.vin == refused_vin)).one() == "Parc fermé"
     other = _handle(client, number, cancelled_vin)
-    assert await other.execute_update(RemovalWorkflow.cancel, MandateAction(by="Test")) == "Annulée"
+    assert await _act(time_relay, cancelled_vin, "cancel", MandateAction(by="Test")) == "Annulée"
     assert await other.result() == "annulee"
     assert [subject(m) for m in sink.to(a.email)][-1] == f"Annulation de la demande de dépose {cancelled_vin}"
     refusal = next(m for m in sink.messages if subject(m) == f"Refus de votre demande de dépose {refused_vin}")
@@ -164,13 +203,13 @@ async def test_refusal_needs_a_reason_and_cancel_tells_the_deposer(
 
 
 async def test_reminder_after_n_days_lists_only_what_is_still_prevenu(
-        time_worker: tuple[Client, str, str], time_env: WorkflowEnvironment, sink: SmtpSink,
+        time_worker: tuple[Client, str, str], time_env: WorkflowEnvironment, sink: SmtpSink, time_relay: SignalRelay,
         launch: Callable[..., Awaitable[Launched]]) -> None:
     client, queue, mail_queue = time_worker
     days = get_settings().removal_reminder_days
     requester, a, _b, _request_id, number = await launch(3, 3)
     accepted, *waiting = requester.vins
-    await _handle(client, number, accepted).execute_update(RemovalWorkflow.accept, MandateAction(by="Test"))
+    await _act(time_relay, accepted, "accept", MandateAction(by="Test"))
     await time_env.sleep(timedelta(days=days) - timedelta(hours=2))
     assert len(sink.to(a.email)) == 1, [(subject(m), m["Date"]) for m in sink.to(a.email)]  # only the notification
     await time_env.sleep(timedelta(hours=3))
@@ -184,12 +223,12 @@ async def test_reminder_after_n_days_lists_only_what_is_still_prevenu(
 
 
 async def test_requester_alert_when_not_done_by_the_desired_date(
-        time_worker: tuple[Client, str, str], time_env: WorkflowEnvironment, sink: SmtpSink,
+        time_worker: tuple[Client, str, str], time_env: WorkflowEnvironment, sink: SmtpSink, time_relay: SignalRelay,
         launch: Callable[..., Awaitable[Launched]]) -> None:
     client, queue, mail_queue = time_worker
     requester, _a, _b, _request_id, number = await launch(3, 1, desired_in_days=1)
     done, late, *_ = requester.vins
-    await _handle(client, number, done).execute_update(RemovalWorkflow.confirm, REMOVAL)
+    await _act(time_relay, done, "confirm", REMOVAL)
     await time_env.sleep(timedelta(days=2, hours=1))
     [alert] = [m for m in sink.to(f"suivi@{requester.slug}.example") if "non effectuée" in subject(m)]
     assert subject(alert) == f"Dépose non effectuée à la date souhaitée : demande #{number}"
@@ -218,3 +257,33 @@ def test_depose_informatique_twice_changes_nothing_the_second_time(sink: SmtpSin
         assert vehicle.closed_on == datetime(2026, 1, 6, tzinfo=UTC)  # a closed subscription is left alone
         assert session.scalar(select(OutboxMessage.subject).where(OutboxMessage.id == first)) == (
             f"Dépose effectuée {requester.vins[0]}")
+
+
+async def test_temporal_unreachable_delays_the_signal_and_loses_nothing(
+        time_worker: tuple[Client, str, str], time_env: WorkflowEnvironment, sink: SmtpSink, time_relay: SignalRelay,
+        launch: Callable[..., Awaitable[Launched]]) -> None:
+    """The action is recorded and answered while Temporal is down; the relay keeps the signal until it gets through,
+    then the workflow catches up and the requester's alert leaves."""
+    client, queue, mail_queue = time_worker
+    requester, _a, _b, _request_id, number = await launch(1, 1)
+    vin = requester.vins[0]
+    with session_scope() as session:
+        mandate_id = session.scalars(select(Mandate.id).where(Mandate.vin == vin)).one()
+        process.record_action(session, get_settings(), mandate_id, "accept", MandateAction(by="Test"), task_queue=queue)
+    assert _status(vin) == "acceptee"  # what every screen shows, at once
+
+    dead = await Client.connect(f"127.0.0.1:{free_port()}", lazy=True)  # nothing listens there
+    outage = SignalRelay(dead, get_settings(), starters={}, task_queue=queue, mail_task_queue=mail_queue)
+    assert await outage.deliver_pending() == 0
+    with session_scope() as session:
+        pending = session.scalars(select(WorkflowSignal).where(
+            WorkflowSignal.workflow_id == f"removal-{number}-vin-{vin}", WorkflowSignal.delivered_at.is_(None))).all()
+    assert len(pending) == 1
+    handle = _handle(client, number, vin)
+    assert await handle.query(RemovalWorkflow.current_status) == "prevenu"
+    assert not [m for m in sink.to(f"suivi@{requester.slug}.example") if "Acceptation" in subject(m)]
+
+    assert await time_relay.deliver_pending() == 1  # Temporal is back
+    assert await handle.query(RemovalWorkflow.current_status) == "acceptee"
+    await eventually(lambda: any(subject(m) == f"Acceptation de votre demande de dépose {vin}"
+                                 for m in sink.to(f"suivi@{requester.slug}.example")))

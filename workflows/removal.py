@@ -1,9 +1,11 @@
 """Removals: one workflow per vehicle mandate, and the request's launcher that notifies deposers and starts them.
 
 A mandate is Prévenu once its deposer got the request's mail; then Acceptée, Refusée (with a reason),
-Effectuée ("Signaler la dépose") or Annulée (by the requester), each an update with a validator, so an
-invalid transition is refused synchronously and changes nothing. Timers: a reminder to the deposer while
-still Prévenu, an alert to the requester if not Effectuée by the desired date.
+Effectuée ("Signaler la dépose") or Annulée (by the requester). Every channel decides a transition against the
+read model under a row lock and records it with its mails in one transaction (`services.removals.service.process`,
+the rules are `TRANSITIONS` below), so an invalid one is refused at once and changes nothing; the workflow is then
+told by the `recorded` signal, sends the mails, and runs what follows ("dépose informatique"). Timers: a reminder
+to the deposer while still Prévenu, an alert to the requester if not Effectuée by the desired date.
 """
 
 import asyncio
@@ -14,7 +16,6 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
 
 from workflows.common import send_mail
 
@@ -24,6 +25,8 @@ with workflow.unsafe.imports_passed_through():
 STATUS_LABELS = {"nouvelle": "Nouvelle", "prevenu": "Prévenu", "acceptee": "Acceptée", "refusee": "Refusée",
                  "effectuee": "Effectuée", "annulee": "Annulée"}
 TERMINAL = frozenset({"refusee", "effectuee", "annulee"})
+# Statuses only move forward: a late or repeated signal never takes a mandate back.
+STATUS_RANK = {"nouvelle": 0, "prevenu": 1, "acceptee": 2, "refusee": 3, "effectuee": 3, "annulee": 3}
 # action → (statuses it may start from, status it leads to): the one rule set for links, extranet, API and UI.
 TRANSITIONS = {
     "accept": (frozenset({"prevenu"}), "acceptee"),
@@ -38,9 +41,6 @@ DB_STEP = {"start_to_close_timeout": timedelta(minutes=2),
            "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))}
 MAIL_HEAD_START = timedelta(seconds=30)
 START_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1))
-LOCAL_STEP = {"start_to_close_timeout": timedelta(seconds=30),
-              "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=200),
-                                          maximum_interval=timedelta(seconds=10), maximum_attempts=20)}
 
 
 def allowed_actions(status: str) -> list[str]:
@@ -97,11 +97,11 @@ class RemovalInput:
 
 
 @dataclass
-class Transition:
-    mandate_id: int
-    action: str
+class Recorded:
+    """Signal `recorded`: the service wrote this status (and these mails) in the read model, in one transaction."""
+
     status: str
-    payload: MandateAction
+    outbox_ids: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -124,7 +124,7 @@ class RemovalWorkflow:
         self.mandate_id = inp.mandate_id
         self.status = inp.status
         self.outbox: list[int] = []
-        self.lock = asyncio.Lock()
+        self.queued: set[int] = set()
 
     @workflow.run
     async def run(self, inp: RemovalInput) -> str:
@@ -169,56 +169,16 @@ class RemovalWorkflow:
                     "alert_removal_overdue", inp.mandate_id, result_type=int, **DB_STEP))  # type: ignore[call-overload]
         self.outbox = [i for i in self.outbox if i]
 
-    async def _transition(self, action: str, payload: MandateAction) -> str:
-        async with self.lock:  # two updates admitted together: the second sees the first's outcome
-            problem = refusal(action, self.status)
-            if problem:
-                raise ApplicationError(problem, type="TransitionRefused", non_retryable=True)
-            target = TRANSITIONS[action][1]
-            outbox_ids = await workflow.execute_local_activity(
-                "record_removal_transition", Transition(self.mandate_id, action, target, payload),
-                result_type=list[int], **LOCAL_STEP)  # type: ignore[call-overload]
-            self.status = target
-            self.outbox.extend(outbox_ids)
-            workflow.upsert_search_attributes([SA_STATUS.value_set(STATUS_LABELS[target])])
-            return STATUS_LABELS[target]
-
-    def _validate(self, action: str, payload: MandateAction) -> None:
-        problem = refusal(action, self.status) or form_problem(action, payload, workflow.now())
-        if problem:
-            raise ApplicationError(problem, type="TransitionRefused", non_retryable=True)
-
-    @workflow.update
-    async def accept(self, payload: MandateAction) -> str:
-        return await self._transition("accept", payload)
-
-    @accept.validator
-    def _check_accept(self, payload: MandateAction) -> None:
-        self._validate("accept", payload)
-
-    @workflow.update
-    async def refuse(self, payload: MandateAction) -> str:
-        return await self._transition("refuse", payload)
-
-    @refuse.validator
-    def _check_refuse(self, payload: MandateAction) -> None:
-        self._validate("refuse", payload)
-
-    @workflow.update
-    async def confirm(self, payload: MandateAction) -> str:
-        return await self._transition("confirm", payload)
-
-    @confirm.validator
-    def _check_confirm(self, payload: MandateAction) -> None:
-        self._validate("confirm", payload)
-
-    @workflow.update
-    async def cancel(self, payload: MandateAction) -> str:
-        return await self._transition("cancel", payload)
-
-    @cancel.validator
-    def _check_cancel(self, payload: MandateAction) -> None:
-        self._validate("cancel", payload)
+    @workflow.signal
+    def recorded(self, change: Recorded) -> None:
+        """Idempotent and order-proof: a status never moves back, each mail is queued once."""
+        if STATUS_RANK[change.status] > STATUS_RANK[self.status]:
+            self.status = change.status
+            workflow.upsert_search_attributes([SA_STATUS.value_set(STATUS_LABELS[change.status])])
+        for outbox_id in change.outbox_ids:
+            if outbox_id not in self.queued:
+                self.queued.add(outbox_id)
+                self.outbox.append(outbox_id)
 
     @workflow.query
     def current_status(self) -> str:

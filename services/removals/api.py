@@ -1,20 +1,19 @@
-"""Removals partner API (API key of a deposer): its mandates, and accept / refuse / confirm as Temporal updates.
+"""Removals partner API (API key of a deposer): its mandates, and accept / refuse / confirm (`process.record_action`).
 
 Another partner's mandate answers 404, exactly like a missing one; an invalid transition answers 409 with the
 reason; a retried call with the same `Idempotency-Key` is applied once.
 """
 
-from functools import partial
+import hashlib
 from typing import Annotated, Any
 
-from anyio import from_thread
 from fastapi import APIRouter, Depends, Header, HTTPException
+from sqlalchemy.dialects.postgresql import insert
 
 from core.auth import DbSession, PartnerKey
-from core.models import ApiKey, Organisation
+from core.models import ApiKey, Organisation, UsedActionLink
 from core.settings import get_settings
 from core.ui import paginate
-from core.web import TemporalClient
 from services.removals.schemas import ConfirmIn, MandateOut, RefuseIn, TransitionOut
 from services.removals.service import listings, process, queries
 from services.removals.service.queries import MandateRow
@@ -67,21 +66,30 @@ def get_mandate(mandate_id: int, key: DeposerKey, session: DbSession) -> Mandate
     return _out(_mandate(session, key, mandate_id))
 
 
-def _act(session: DbSession, client: TemporalClient, key: ApiKey, mandate_id: int, action: str,
-         payload: MandateAction, idempotency_key: str | None) -> TransitionOut:
+def _act(session: DbSession, key: ApiKey, mandate_id: int, action: str, payload: MandateAction,
+         idempotency_key: str | None) -> TransitionOut:
     row = _mandate(session, key, mandate_id)
     if problem := form_problem(action, payload, process.now_utc()):
         raise HTTPException(422, problem)
-    session.commit()  # release the connection while Temporal works
-    update_id = f"api-{key.id}-{idempotency_key}" if idempotency_key else None
+    target = TRANSITIONS[action][1]
+    if idempotency_key and not _first_use(session, key, idempotency_key, f"mandate-{row.id}-{action}"):
+        if row.status != target:
+            raise HTTPException(409, "Cette clé d'idempotence a déjà servi pour une autre action.")
+        return TransitionOut(id=row.id, vin=row.vin, status=target, status_label=STATUS_LABELS[target])
     try:
-        label = from_thread.run(partial(process.apply_action, client, get_settings(), row, action, payload,
-                                        update_id=update_id))
+        process.record_action(session, get_settings(), row.id, action, payload)
     except process.TransitionRefused as exc:
+        session.rollback()
         raise HTTPException(409, exc.message) from exc
-    except process.EngineUnavailable as exc:
-        raise HTTPException(503, exc.message) from exc
-    return TransitionOut(id=row.id, vin=row.vin, status=TRANSITIONS[action][1], status_label=label)
+    return TransitionOut(id=row.id, vin=row.vin, status=target, status_label=STATUS_LABELS[target])
+
+
+def _first_use(session: DbSession, key: ApiKey, idempotency_key: str, subject: str) -> bool:
+    """Record the key in the single-use ledger of action links (committed with the action); False if seen."""
+    jti = "api-" + hashlib.sha256(f"{key.id}:{idempotency_key}".encode()).hexdigest()[:32]
+    return session.execute(insert(UsedActionLink).values(jti=jti, purpose="removals.api", subject=subject)
+                           .on_conflict_do_nothing(index_elements=["jti"]).returning(UsedActionLink.jti)
+                           ).first() is not None
 
 
 IdempotencyKey = Annotated[str | None, Header(description="Rejouer la même clé n'applique l'action qu'une fois")]
@@ -89,24 +97,24 @@ IdempotencyKey = Annotated[str | None, Header(description="Rejouer la même clé
 
 @router.post("/mandates/{mandate_id}/accept", response_model=TransitionOut, responses=ERRORS,
              summary="Accepter la demande de dépose")
-def accept(mandate_id: int, key: DeposerKey, session: DbSession, client: TemporalClient,
+def accept(mandate_id: int, key: DeposerKey, session: DbSession,
            idempotency_key: IdempotencyKey = None) -> TransitionOut:
-    return _act(session, client, key, mandate_id, "accept", MandateAction(by=f"API ({key.name})"), idempotency_key)
+    return _act(session, key, mandate_id, "accept", MandateAction(by=f"API ({key.name})"), idempotency_key)
 
 
 @router.post("/mandates/{mandate_id}/refuse", response_model=TransitionOut, responses=ERRORS,
              summary="Refuser la demande de dépose (motif obligatoire)")
-def refuse(mandate_id: int, body: RefuseIn, key: DeposerKey, session: DbSession, client: TemporalClient,
+def refuse(mandate_id: int, body: RefuseIn, key: DeposerKey, session: DbSession,
            idempotency_key: IdempotencyKey = None) -> TransitionOut:
     payload = MandateAction(by=f"API ({key.name})", reason=body.reason)
-    return _act(session, client, key, mandate_id, "refuse", payload, idempotency_key)
+    return _act(session, key, mandate_id, "refuse", payload, idempotency_key)
 
 
 @router.post("/mandates/{mandate_id}/confirm", response_model=TransitionOut, responses=ERRORS,
              summary="Signaler la dépose (le boîtier a été démonté du véhicule)")
-def confirm(mandate_id: int, body: ConfirmIn, key: DeposerKey, session: DbSession, client: TemporalClient,
+def confirm(mandate_id: int, body: ConfirmIn, key: DeposerKey, session: DbSession,
             idempotency_key: IdempotencyKey = None) -> TransitionOut:
     removal_date = body.removal_date if body.removal_date.tzinfo else body.removal_date.replace(tzinfo=process.PARIS)
     payload = MandateAction(by=f"API ({key.name})", removal_date=removal_date, box_digits=body.box_digits,
                             technician=body.technician)
-    return _act(session, client, key, mandate_id, "confirm", payload, idempotency_key)
+    return _act(session, key, mandate_id, "confirm", payload, idempotency_key)

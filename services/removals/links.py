@@ -1,15 +1,17 @@
 """Action links of the deposer's mail: Accepter, Refuser, Signaler la dépose (per vehicle) and Accepter tout.
 
 Same rules as `core.linkpages` (signed, expiring, purpose-bound, single-use; GET shows, POST acts), with forms
-for the refusal's reason and the removal report. The POST runs the Temporal update with the token id as update
-id, then marks the token used: a retried POST is deduplicated by Temporal, a replay is refused here.
+for the refusal's reason and the removal report. The POST marks the token used and records the action in one
+transaction (`process.record_action`), then answers: the workflow hears of it through the signal relay.
 """
 
 import asyncio
+import contextlib
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
 
 from core.db import session_scope
 from core.linkpages import LINK_HEADERS
@@ -17,7 +19,6 @@ from core.links import ActionLink, LinkAlreadyUsed, LinkError, LinkInvalid, cons
 from core.logging import log
 from core.settings import get_settings
 from core.ui import render_page
-from core.web import TemporalClient
 from services.removals.service import process, queries
 from services.removals.service.queries import MandateRow
 from services.removals.service.tokens import ACCEPT_ALL_PURPOSE, KINDS
@@ -65,8 +66,7 @@ def _spec(kind: str) -> tuple[str, str, str, str]:
 async def accept_all_page(request: Request, token: str) -> HTMLResponse:
     heading = "Accepter toutes les demandes de dépose"
     try:
-        link = read_token(token, ACCEPT_ALL_PURPOSE)
-        rows = await asyncio.to_thread(_waiting, link)
+        rows = await asyncio.to_thread(_still_waiting, read_token(token, ACCEPT_ALL_PURPOSE))
     except LinkError as exc:
         return _refused(request, heading, exc)
     if not rows:
@@ -77,44 +77,45 @@ async def accept_all_page(request: Request, token: str) -> HTMLResponse:
 
 
 @router.post("/liens/accepter-tout/{token}", response_class=HTMLResponse)
-async def accept_all(request: Request, token: str, client: TemporalClient) -> HTMLResponse:
+async def accept_all(request: Request, token: str) -> HTMLResponse:
     heading = "Accepter toutes les demandes de dépose"
     try:
-        link = read_token(token, ACCEPT_ALL_PURPOSE)
-        rows = await asyncio.to_thread(_waiting, link)
+        accepted = await asyncio.to_thread(_accept_all, token)
     except LinkError as exc:
         return _refused(request, heading, exc)
-    if not rows:
+    if not accepted:
         return _page(request, 409, heading=heading, error=True,
                      message="Aucune demande de dépose de ce mail n'attend plus d'acceptation.")
-    settings, gate = get_settings(), asyncio.Semaphore(PARALLEL_UPDATES)
-
-    async def accept(row: MandateRow) -> str | None:
-        payload = MandateAction(by=f"{row.deposer_name} (lien « Accepter tout »)")
-        async with gate:
-            try:
-                await process.apply_action(client, settings, row, "accept", payload, update_id=f"{link.jti}-{row.id}")
-            except (process.TransitionRefused, process.EngineUnavailable) as exc:
-                return f"{row.vin} : {exc.message}"
-        return None
-
-    failures = [f for f in await asyncio.gather(*(accept(r) for r in rows)) if f]
-    try:
-        await asyncio.to_thread(_consume, token, ACCEPT_ALL_PURPOSE)
-    except LinkError as exc:
-        return _refused(request, heading, exc)
-    done = len(rows) - len(failures)
-    return _page(request, 409 if failures and not done else 200, heading=heading, error=bool(failures),
-                 message=f"{done} demande(s) de dépose acceptée(s).", failures=failures)
+    return _page(request, heading=heading, rows=accepted, message=f"{len(accepted)} demande(s) de dépose acceptée(s).")
 
 
-def _waiting(link: ActionLink) -> list[MandateRow]:
+def _accept_all(token: str) -> list[MandateRow]:
+    """In one transaction: the link used, every vehicle still Prévenu accepted. Nothing to accept: nothing used."""
+    settings = get_settings()
+    with session_scope() as session:
+        link = consume(session, token, ACCEPT_ALL_PURPOSE)
+        accepted = []
+        for row in _waiting(session, link):
+            payload = MandateAction(by=f"{row.deposer_name} (lien « Accepter tout »)")
+            # Changed meanwhile (by the extranet, say): left as it is now.
+            with contextlib.suppress(process.TransitionRefused), session.begin_nested():
+                accepted.append(process.record_action(session, settings, row.id, "accept", payload))
+        if not accepted:
+            session.rollback()
+    return accepted
+
+
+def _waiting(session: Session, link: ActionLink) -> list[MandateRow]:
     """The vehicles of the link's request and deposer still waiting for an answer ("Prévenu")."""
     request_part, _, deposer_part = link.subject.removeprefix("request-").partition("-deposer-")
+    return queries.of_request(session, int(request_part), deposer_id=int(deposer_part), statuses=("prevenu",))
+
+
+def _still_waiting(link: ActionLink) -> list[MandateRow]:
     with session_scope() as session:
         if is_used(session, link):
             raise LinkAlreadyUsed
-        return queries.of_request(session, int(request_part), deposer_id=int(deposer_part), statuses=("prevenu",))
+        return _waiting(session, link)
 
 
 @router.get("/liens/{kind}/{token}", response_class=HTMLResponse)
@@ -131,28 +132,37 @@ async def link_page(request: Request, kind: str, token: str) -> HTMLResponse:
 
 
 @router.post("/liens/{kind}/{token}", response_class=HTMLResponse)
-async def link_act(request: Request, kind: str, token: str, client: TemporalClient) -> HTMLResponse:
+async def link_act(request: Request, kind: str, token: str) -> HTMLResponse:
     action, purpose, heading, button = _spec(kind)
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     try:
-        link = read_token(token, purpose)
-        row = await asyncio.to_thread(_load, link)
+        row, problem = await asyncio.to_thread(_act, token, purpose, action, form)
     except LinkError as exc:
         return _refused(request, heading, exc)
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    payload = process.payload_from_form(f"{row.deposer_name} (lien e-mail)", form)
-    if problem := refusal(action, row.status):
-        return _page(request, 409, heading=heading, row=row, message=problem, error=True)
-    if problem := form_problem(action, payload, process.now_utc()):
+    except process.TransitionRefused as exc:
+        return _page(request, 409, heading=heading, row=exc.row, message=exc.message, error=True)
+    if problem:
         return _page(request, 422, heading=heading, row=row, action=action, button=button, form=form,
                      message=problem, error=True)
-    try:
-        label = await process.apply_action(client, get_settings(), row, action, payload, update_id=link.jti)
-        await asyncio.to_thread(_consume, token, purpose)
-    except (process.TransitionRefused, process.EngineUnavailable) as exc:
-        status = 503 if isinstance(exc, process.EngineUnavailable) else 409
-        return _page(request, status, heading=heading, row=row, message=exc.message, error=True)
-    except LinkError as exc:
-        return _refused(request, heading, exc)
-    log.info("link.used", purpose=purpose, subject=link.subject)
+    log.info("link.used", purpose=purpose, mandate_id=row.id, action=action)
     return _page(request, heading=heading, row=row,
-                 message=f"Merci : la demande de dépose du véhicule {row.vin} est maintenant « {label} ».")
+                 message=f"Merci : la demande de dépose du véhicule {row.vin} est maintenant "
+                         f"« {STATUS_LABELS[row.status]} ».")
+
+
+def _act(token: str, purpose: str, action: str, form: dict[str, str]) -> tuple[MandateRow, str | None]:
+    """One transaction: the link marked used and the action recorded, or neither (refused, form incomplete).
+    Returns the row (after the action) and the form's problem, if any."""
+    with session_scope() as session:
+        link = consume(session, token, purpose)
+        mandate_id = int(link.subject.removeprefix("mandate-"))
+        row = queries.by_id(session, mandate_id)
+        if row is None:
+            raise LinkInvalid
+        payload = process.payload_from_form(f"{row.deposer_name} (lien e-mail)", form)
+        if problem := refusal(action, row.status):
+            raise process.TransitionRefused(problem, row)
+        if problem := form_problem(action, payload, process.now_utc()):
+            session.rollback()
+            return row, problem
+        return process.record_action(session, get_settings(), mandate_id, action, payload), None

@@ -2,9 +2,10 @@
 Excel files in the seed's format, and requests created through the service (no HTTP)."""
 
 import asyncio
+import inspect
 import io
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from email.message import EmailMessage
@@ -13,6 +14,8 @@ from uuid import uuid4
 
 from openpyxl import Workbook
 from sqlalchemy.dialects.postgresql import insert
+from temporalio.client import Client
+from temporalio.service import RPCError
 
 from core.db import session_scope
 from core.models import Organisation, User
@@ -147,11 +150,23 @@ def subject(mail: EmailMessage) -> str:
     return str(mail["Subject"]).strip()
 
 
-async def eventually(check: Callable[[], bool], within: float = 15.0) -> None:
-    """Wait for something another process does (a mail leaving, a row written); fails after `within` seconds."""
+async def eventually(check: Callable[[], bool | Awaitable[bool]], within: float = 15.0) -> None:
+    """Wait for something another process does (a mail leaving, a row written, a signal reaching a workflow);
+    `check` may be a coroutine function. Fails after `within` seconds."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
-    while not check():
+    while True:
+        result = check()
+        if await result if inspect.isawaitable(result) else result:
+            return
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+async def engine_status(client: Client, workflow_id: str) -> str | None:
+    """The status the mandate's workflow holds (None while it does not exist)."""
+    try:
+        return str(await client.get_workflow_handle(workflow_id).query("current_status"))
+    except RPCError:
+        return None

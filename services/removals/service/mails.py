@@ -13,8 +13,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from core.outbox import NewMessage
 from core.settings import Settings
-from services.removals.service.process import PARIS
-from services.removals.service.queries import MandateRow
+from services.removals.service.queries import PARIS, MandateRow
 from services.removals.service.tokens import accept_all_url, mandate_urls
 from workflows.removal import STATUS_LABELS
 

@@ -1,48 +1,55 @@
-"""The bridge to Temporal: start a request's launcher and a mandate's workflow, apply a transition.
+"""Transitions and the bridge to Temporal: record an action, start a request's launcher and a mandate's workflow.
 
-Every channel (mail link, extranet, requester UI, partner API) calls `apply_action`: a Temporal update whose
-validator refuses an invalid transition with a French message (`TransitionRefused`, nothing changed).
+Every channel (mail link, extranet, requester UI, partner API) calls `record_action` in its transaction: the
+status, the mails and the workflow's signal are written together or not at all, an invalid transition is refused
+with a French message (`TransitionRefused`, nothing changed), and the answer never waits for Temporal.
 """
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from typing import Any
 
-from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from core.settings import Settings
+from core import outbox
+from core.db import session_scope, utcnow
+from core.logging import log
+from core.settings import Settings, get_settings
+from core.signals import PendingSignal, queue_signal
 from core.temporal import search_attributes
-from services.removals.service.queries import MandateRow
+from services.removals.models import Mandate
+from services.removals.service import mails, queries
+from services.removals.service.queries import PARIS, MandateRow
 from workflows.removal import (
     STATUS_LABELS,
-    TERMINAL,
+    TRANSITIONS,
     MandateAction,
+    Recorded,
     RemovalInput,
     RemovalRequestWorkflow,
     RemovalWorkflow,
     RequestInput,
+    form_problem,
     refusal,
 )
-
-PARIS = ZoneInfo("Europe/Paris")
-RPC_TIMEOUT = timedelta(seconds=15)
 
 
 class TransitionRefused(Exception):
     """The action is not possible now; the message says why, in French."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, row: MandateRow | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.row = row
 
 
-class EngineUnavailable(Exception):
-    """Temporal did not answer in time: nothing is known to have changed, the user may retry."""
-
-    message = "Le moteur de workflows ne répond pas : réessayez dans un instant."
+REFUSED_CLOSED = "Action refusée : cette demande de dépose est close."
+SIGNAL_KIND = "removal-mandate"
 
 
 def request_workflow_id(request_id: int) -> str:
@@ -69,10 +76,13 @@ def mandate_input(row: MandateRow, settings: Settings) -> RemovalInput:
 
 
 async def start_mandate(client: Client, row: MandateRow, settings: Settings, *, task_queue: str,
-                        mail_task_queue: str) -> bool:
-    """Start the mandate's workflow unless it exists (running or closed); True if this call started it."""
+                        mail_task_queue: str, signal: tuple[str, object] | None = None) -> bool:
+    """Start the mandate's workflow unless it exists (running or closed); True if this call started it.
+    With `signal`, signal-with-start: a running workflow gets the signal, a closed one raises
+    WorkflowAlreadyStartedError."""
     inp = mandate_input(row, settings)
     inp.mail_task_queue = mail_task_queue
+    extra: dict[str, Any] = {"start_signal": signal[0], "start_signal_args": [signal[1]]} if signal else {}
     try:
         await client.start_workflow(
             RemovalWorkflow.run, inp, id=row.workflow_id, task_queue=task_queue,
@@ -84,8 +94,11 @@ async def start_mandate(client: Client, row: MandateRow, settings: Settings, *, 
                 RelaisStatus=STATUS_LABELS[row.status]),
             static_summary=f"Dépose {row.vin} — demande #{row.request_no} ({row.requester_name} → "
                            f"{row.deposer_name})",
+            **extra,
         )
     except WorkflowAlreadyStartedError:
+        if signal:
+            raise
         return False  # closed: REJECT_DUPLICATE keeps a finished mandate finished
     return True
 
@@ -105,33 +118,49 @@ async def start_request(client: Client, settings: Settings, *, request_id: int, 
     )
 
 
-async def apply_action(client: Client, settings: Settings, row: MandateRow, action: str, payload: MandateAction,
-                       *, update_id: str | None = None) -> str:
-    """Run the transition; returns the new status label. `update_id` dedupes a retried request (link token id)."""
-    handle = client.get_workflow_handle(row.workflow_id)
-    for attempt in (1, 2):
-        try:
-            result: str = await handle.execute_update(action, payload, id=update_id, result_type=str,
-                                                      rpc_timeout=RPC_TIMEOUT)
-            return result
-        except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
-            raise TransitionRefused(cause.message if isinstance(cause, ApplicationError) else str(exc)) from exc
-        except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
-            raise EngineUnavailable from exc
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND or attempt == 2:
-                if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
-                    raise EngineUnavailable from exc
-                raise
-            # Not running: finished (the read model says how), or not started yet by the launcher.
-            problem = refusal(action, row.status)
-            if problem or row.status in TERMINAL:
-                raise TransitionRefused(problem or "Action refusée : cette demande de dépose est close.") from exc
-            if not await start_mandate(client, row, settings, task_queue=settings.task_queue,
-                                       mail_task_queue=settings.mail_task_queue):
-                raise TransitionRefused("Action refusée : cette demande de dépose est close.") from exc
-    raise AssertionError("unreachable")
+def record_action(session: Session, settings: Settings, mandate_id: int, action: str, payload: MandateAction, *,
+                  task_queue: str | None = None) -> MandateRow:
+    """Decide and record `action` in the caller's transaction: the new status (only from an allowed one: the
+    conditional UPDATE takes the row lock, so two concurrent actions cannot both pass), the requester's alert
+    (and the deposer's notice of a cancellation), and the signal that tells the workflow. Returns the updated
+    row; raises TransitionRefused (the caller rolls back) if the status does not allow it."""
+    if problem := form_problem(action, payload, now_utc()):  # the channels check first, to show their form again
+        raise TransitionRefused(problem)
+    sources, target = TRANSITIONS[action]
+    values: dict[str, object] = {"status": target, "updated_at": utcnow()}
+    if action == "refuse":
+        values["reason"] = payload.reason.strip()
+    if action == "confirm":
+        values.update(removal_date=payload.removal_date, box_digits=payload.box_digits.strip(),
+                      technician=payload.technician.strip())
+    changed = session.execute(update(Mandate).where(Mandate.id == mandate_id, Mandate.status.in_(sources))
+                              .values(**values).returning(Mandate.id)).first()
+    if changed is None:
+        current = session.scalar(select(Mandate.status).where(Mandate.id == mandate_id))
+        raise TransitionRefused(refusal(action, current or "nouvelle") or REFUSED_CLOSED)
+    row = queries.by_id(session, mandate_id)
+    assert row is not None
+    messages = []
+    if target != "effectuee":  # that one is sent once the subscription is closed
+        messages.append(mails.requester_alert(row, target, settings))
+    if target == "annulee":
+        messages.append(mails.deposer_cancelled(row))
+    ids = outbox.enqueue_many(session, settings=settings, organisation_id=row.organisation_id, messages=messages)
+    queue_signal(session, organisation_id=row.organisation_id, workflow_id=row.workflow_id, signal="recorded",
+                 payload=asdict(Recorded(target, [ids[m.key] for m in messages])),
+                 task_queue=task_queue or settings.task_queue, kind=SIGNAL_KIND)
+    log.info("removal.recorded", mandate_id=mandate_id, action=action, status=target, by=payload.by)
+    return row
+
+
+async def start_with_signal(client: Client, signal: PendingSignal, mail_task_queue: str) -> None:
+    """The relay's starter: a click arrived before the launcher started this vehicle's workflow."""
+    with session_scope() as session:
+        row = queries.by_workflow_id(session, signal.workflow_id)
+    if row is None:
+        raise WorkflowAlreadyStartedError(signal.workflow_id, RemovalWorkflow.__name__)  # gone: nothing to tell
+    await start_mandate(client, row, get_settings(), task_queue=signal.task_queue, mail_task_queue=mail_task_queue,
+                        signal=(signal.signal, signal.payload))
 
 
 def now_utc() -> datetime:

@@ -7,6 +7,7 @@ mandates addressed to it through `addressed_to`: the same one-place rule, on the
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, aliased
@@ -14,6 +15,8 @@ from sqlalchemy.orm import Session, aliased
 from core.db import scoped
 from core.models import Organisation
 from services.removals.models import Account, Mandate, RemovalRequest, TrackedVehicle
+
+PARIS = ZoneInfo("Europe/Paris")  # the dates users type and read are French local time
 
 RequesterOrg, DeposerOrg = aliased(Organisation), aliased(Organisation)
 RequesterAccount, DeposerAccount = aliased(Account), aliased(Account)
@@ -87,6 +90,11 @@ def rows(session: Session, stmt: Select[Any]) -> list[MandateRow]:
 def by_id(session: Session, mandate_id: int) -> MandateRow | None:
     """One mandate by id, unscoped: for action links, whose signed token is the credential."""
     found = rows(session, with_details(select(Mandate).where(Mandate.id == mandate_id)))
+    return found[0] if found else None
+
+
+def by_workflow_id(session: Session, workflow_id: str) -> MandateRow | None:
+    found = rows(session, with_details(select(Mandate).where(Mandate.workflow_id == workflow_id)))
     return found[0] if found else None
 
 

@@ -1,10 +1,8 @@
 """The deposer's extranet: "Gérer les déposes" (what is addressed to it), a status's allowed actions, and
-"Signaler une dépose". Same rules as the mail links: every action is the workflow's update."""
+"Signaler une dépose". Same rules as the mail links: every action goes through `process.record_action`."""
 
-from functools import partial
 from typing import Annotated
 
-from anyio import from_thread
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -12,7 +10,6 @@ from core.auth import DbSession
 from core.models import User
 from core.settings import get_settings
 from core.ui import flash, render_page
-from core.web import TemporalClient
 from services.removals.service import listings, process, queries
 from services.removals.service.queries import MandateRow, addressed_to
 from services.removals.views.roles import Deposer, DeposerAgent
@@ -61,25 +58,25 @@ def report_form(request: Request, mandate_id: int, user: Deposer, session: DbSes
 
 
 @router.post("/deposes/{mandate_id}/{kind}", response_class=HTMLResponse)
-def act(request: Request, mandate_id: int, kind: str, user: DeposerAgent, session: DbSession, client: TemporalClient,
+def act(request: Request, mandate_id: int, kind: str, user: DeposerAgent, session: DbSession,
         reason: Annotated[str, Form()] = "", removal_date: Annotated[str, Form()] = "",
         box_digits: Annotated[str, Form()] = "", technician: Annotated[str, Form()] = "") -> Response:
-    """Accepter, Refuser (motif obligatoire) or Signaler la dépose, as a Temporal update."""
+    """Accepter, Refuser (motif obligatoire) or Signaler la dépose, recorded with its mails and signal."""
     if kind not in ACTIONS:
         raise HTTPException(404, "Page introuvable.")
     action = ACTIONS[kind]
     row = _mandate(session, user, mandate_id)
     form = {"reason": reason, "removal_date": removal_date, "box_digits": box_digits, "technician": technician}
     payload = process.payload_from_form(f"{user.full_name} (extranet)", form)
-    session.rollback()  # release the connection while Temporal works
     template = "deposer_report.html" if action == "confirm" else "deposer_mandate.html"
     if problem := form_problem(action, payload, process.now_utc()):
         return _mandate_page(request, user, row, status=422, message=problem, form=form, template=template)
     try:
-        label = from_thread.run(partial(process.apply_action, client, get_settings(), row, action, payload))
-    except (process.TransitionRefused, process.EngineUnavailable) as exc:
+        done = process.record_action(session, get_settings(), row.id, action, payload)
+    except process.TransitionRefused as exc:
+        session.rollback()
         flash(request, exc.message, "error")
         return RedirectResponse(f"/deposes/{row.id}", status_code=303)
-    flash(request, f"La demande de dépose du véhicule {row.vin} est maintenant « {label} ».")
+    flash(request, f"La demande de dépose du véhicule {row.vin} est maintenant « {STATUS_LABELS[done.status]} ».")
     return RedirectResponse("/deposes", status_code=303)
 

@@ -151,17 +151,16 @@ def export(number: int, user: Requester, session: DbSession) -> Response:
 
 
 @router.post("/demandes/{number}/vehicules/{mandate_id}/annuler")
-def cancel(request: Request, number: int, mandate_id: int, user: RequesterManager, session: DbSession,
-           client: TemporalClient) -> RedirectResponse:
+def cancel(request: Request, number: int, mandate_id: int, user: RequesterManager,
+           session: DbSession) -> RedirectResponse:
     row = queries.for_requester(session, organisation_id=user.organisation_id, mandate_id=mandate_id)
     if row is None or row.request_no != number:
         raise HTTPException(404, "Ce véhicule ne fait pas partie de cette demande.")
-    payload = MandateAction(by=user.full_name)
-    session.rollback()  # release the connection while Temporal works
     try:
-        label = from_thread.run(partial(process.apply_action, client, get_settings(), row, "cancel", payload))
-        flash(request, f"La demande de dépose du véhicule {row.vin} est maintenant « {label} ».")
-    except (process.TransitionRefused, process.EngineUnavailable) as exc:
+        process.record_action(session, get_settings(), row.id, "cancel", MandateAction(by=user.full_name))
+        flash(request, f"La demande de dépose du véhicule {row.vin} est maintenant « Annulée ».")
+    except process.TransitionRefused as exc:
+        session.rollback()
         flash(request, exc.message, "error")
     return RedirectResponse(f"/demandes/{number}", status_code=303)
 

@@ -1,0 +1,182 @@
+"""Signals to workflows through a transactional outbox: written with the change they announce, delivered after.
+
+A user's action (a click on a mail link, the extranet, the partner API) is decided and recorded in PostgreSQL in
+one transaction, with its mails and a row here, and answered at once. The relay, in the worker, delivers the row
+as a Temporal signal a moment later: woken by NOTIFY at commit, and sweeping on a timer for what failed. So a
+slow or unreachable Temporal delays the workflow's reaction and never the answer, and loses nothing.
+
+Delivery is at least once and, with one active relay per task queue (a PostgreSQL advisory lock), in order per
+workflow: signal handlers must be idempotent. A signal to a workflow not started yet goes through the `kind`'s
+starter (signal-with-start); one to a workflow already closed is dropped with a log line.
+"""
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.orm import Session
+from temporalio.client import Client
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from core.db import session_scope, utcnow
+from core.logging import log
+from core.models import WorkflowSignal
+from core.settings import Settings
+
+CHANNEL = "relais_signals"
+BATCH = 500
+PARALLEL = 32
+RPC_TIMEOUT = timedelta(seconds=10)
+
+
+@dataclass(frozen=True)
+class PendingSignal:
+    id: int
+    workflow_id: str
+    signal: str
+    payload: dict[str, Any]
+    task_queue: str
+    kind: str | None
+
+
+# Starts the workflow of `signal.workflow_id` with the signal (signal-with-start); raises
+# WorkflowAlreadyStartedError if it already ran and closed. Arguments: client, signal, mail task queue.
+Starter = Callable[[Client, PendingSignal, str], Awaitable[None]]
+
+
+def queue_signal(session: Session, *, organisation_id: int, workflow_id: str, signal: str,
+                 payload: dict[str, Any], task_queue: str, kind: str | None = None) -> None:
+    """Add the signal to the caller's transaction: it exists (and is delivered) if and only if that commits."""
+    session.execute(insert(WorkflowSignal).values(
+        organisation_id=organisation_id, workflow_id=workflow_id, signal=signal, payload=payload,
+        task_queue=task_queue, kind=kind, created_at=utcnow()))
+    session.execute(text(f"NOTIFY {CHANNEL}"))  # sent at commit, folded with the transaction's others
+
+
+class SignalRelay:
+    """Delivers the pending signals of one task queue. `run()` is the worker's loop; tests call
+    `deliver_pending()` directly when they want delivery at a precise moment."""
+
+    def __init__(self, client: Client, settings: Settings, *, starters: Mapping[str, Starter],
+                 task_queue: str | None = None, mail_task_queue: str | None = None,
+                 sweep_seconds: float | None = None) -> None:
+        self.client = client
+        self.settings = settings
+        self.starters = starters
+        self.task_queue = task_queue or settings.task_queue
+        self.mail_task_queue = mail_task_queue or settings.mail_task_queue
+        self.sweep_seconds = sweep_seconds if sweep_seconds is not None else settings.signal_sweep_seconds
+
+    async def deliver_pending(self) -> int:
+        """Deliver what is pending, oldest first, until nothing is left or something fails; returns the count."""
+        total = 0
+        while True:
+            pending = await asyncio.to_thread(self._pending)
+            if not pending:
+                return total
+            delivered = await self._deliver(pending)
+            if delivered:
+                await asyncio.to_thread(self._mark_delivered, delivered)
+            total += len(delivered)
+            if len(delivered) < len(pending):
+                return total  # Temporal unreachable or refusing: the next sweep tries again
+
+    async def run(self) -> None:
+        """Forever (cancel to stop): wait for a commit's NOTIFY or the sweep timer, then deliver."""
+        while True:
+            try:
+                await self._listen_and_deliver()
+            except (psycopg.Error, OSError) as exc:
+                log.warning("signals.relay_db_error", error=str(exc))
+                await asyncio.sleep(self.sweep_seconds)
+
+    async def _listen_and_deliver(self) -> None:
+        dsn = self.settings.sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            # One active relay per task queue, whatever the number of worker processes: order per workflow holds.
+            # The lock belongs to this connection, so a killed worker hands over to another at once.
+            lock = "SELECT pg_try_advisory_lock(hashtext('relais-signals'), hashtext(%s))"
+            while True:
+                locked = await (await conn.execute(lock, [self.task_queue])).fetchone()
+                if locked and locked[0]:
+                    break
+                await asyncio.sleep(self.sweep_seconds)  # another worker process relays this queue
+            await conn.execute(f"LISTEN {CHANNEL}")
+            log.info("signals.relay_started", task_queue=self.task_queue)
+            while True:
+                try:
+                    await self.deliver_pending()
+                except Exception as exc:  # noqa: BLE001 — never let one bad round stop the relay
+                    log.warning("signals.relay_round_failed", error=repr(exc))
+                async for _ in conn.notifies(timeout=self.sweep_seconds, stop_after=1):
+                    pass
+
+    def _pending(self) -> list[PendingSignal]:
+        stmt = (select(WorkflowSignal.id, WorkflowSignal.workflow_id, WorkflowSignal.signal, WorkflowSignal.payload,
+                       WorkflowSignal.task_queue, WorkflowSignal.kind)
+                .where(WorkflowSignal.delivered_at.is_(None), WorkflowSignal.task_queue == self.task_queue)
+                .order_by(WorkflowSignal.id).limit(BATCH))
+        with session_scope() as session:
+            return [PendingSignal(*row) for row in session.execute(stmt)]
+
+    def _mark_delivered(self, ids: list[int]) -> None:
+        with session_scope() as session:
+            session.execute(update(WorkflowSignal).where(WorkflowSignal.id.in_(ids)).values(delivered_at=utcnow()))
+
+    async def _deliver(self, pending: list[PendingSignal]) -> list[int]:
+        """Each workflow's signals in order (stopping at its first failure), workflows in parallel."""
+        by_workflow: dict[str, list[PendingSignal]] = defaultdict(list)
+        for item in pending:
+            by_workflow[item.workflow_id].append(item)
+        gate, delivered = asyncio.Semaphore(PARALLEL), []
+
+        async def deliver_in_order(items: list[PendingSignal]) -> None:
+            async with gate:
+                for item in items:
+                    if not await self._deliver_one(item):
+                        return
+                    delivered.append(item.id)
+
+        await asyncio.gather(*(deliver_in_order(items) for items in by_workflow.values()))
+        return delivered
+
+    async def _deliver_one(self, item: PendingSignal) -> bool:
+        """True once delivered (or moot: the workflow is closed); False to try again later."""
+        try:
+            await self.client.get_workflow_handle(item.workflow_id).signal(item.signal, item.payload,
+                                                                          rpc_timeout=RPC_TIMEOUT)
+            return True
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                log.warning("signals.delivery_failed", workflow_id=item.workflow_id, error=exc.message)
+                return False
+        except Exception as exc:  # noqa: BLE001 — e.g. no connection to Temporal at all: retried at the next sweep
+            log.warning("signals.delivery_failed", workflow_id=item.workflow_id, error=repr(exc))
+            return False
+        starter = self.starters.get(item.kind or "")
+        try:
+            if starter is None:
+                raise WorkflowAlreadyStartedError(item.workflow_id, "?")
+            await starter(self.client, item, self.mail_task_queue)
+            log.info("signals.started_with_signal", workflow_id=item.workflow_id, signal=item.signal)
+            return True
+        except WorkflowAlreadyStartedError:
+            log.warning("signals.dropped_workflow_closed", workflow_id=item.workflow_id, signal=item.signal,
+                        payload=item.payload)
+            return True
+        except Exception as exc:  # noqa: BLE001 — Temporal or the database unreachable: retried at the next sweep
+            log.warning("signals.start_failed", workflow_id=item.workflow_id, error=repr(exc))
+            return False
+
+
+async def stop_relay(task: "asyncio.Task[None]") -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
