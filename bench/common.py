@@ -1,6 +1,7 @@
 """Shared set-up for the benchmarks: embedded PostgreSQL, the Temporal dev server, smtp-sink, the worker."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -10,6 +11,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +43,52 @@ def smtp_sink(port: int) -> Iterator[None]:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(5)
+
+
+@dataclass(frozen=True)
+class Load:
+    """What wrk measured: latencies in seconds."""
+
+    requests: int
+    non_2xx: int
+    errors: int
+    seconds: float
+    p50: float
+    p99: float
+    max: float
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds
+
+    def line(self) -> str:
+        return (f"{self.requests} requests in {self.seconds:.1f} s ({self.per_second:.0f}/s): "
+                f"p50 {self.p50 * 1000:.0f} ms, p99 {self.p99 * 1000:.0f} ms, max {self.max * 1000:.0f} ms")
+
+
+def wrk(url: str, *, clients: int, seconds: float = 10, paths: list[str] | None = None) -> Load:
+    """Debian's wrk (C, one thread: it takes little of the CPU the server needs) against `url` for `seconds` from
+    `clients` connections: GET, or with `paths`, POST each path once in turn (single-use links; if they run out
+    first, wrk stops sending and `requests` says how many were sent)."""
+    binary = shutil.which("wrk")
+    if binary is None:
+        raise SystemExit("wrk introuvable : apt-get install wrk")
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as listing:
+        command = [binary, "-t1", f"-c{clients}", f"-d{seconds}s", "--timeout", "30s"]
+        if paths:
+            listing.write("\n".join(paths) + "\n")
+            listing.flush()
+            command += ["-s", str(ROOT / "bench" / "wrk_links.lua"), url, "--", listing.name]
+        else:
+            command += ["-s", str(ROOT / "bench" / "wrk_get.lua"), url]
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    found = re.search(r"WRK requests=(\d+) non2xx=(\d+) errors=(\d+) seconds=([\d.]+) p50=(\d+) p99=(\d+) max=(\d+)",
+                      output)
+    if not found:
+        raise RuntimeError(f"wrk: sortie inattendue\n{output}")
+    requests, non_2xx, errors = (int(found.group(i)) for i in (1, 2, 3))
+    seconds, p50, p99, worst = (float(found.group(i)) for i in (4, 5, 6, 7))
+    return Load(requests, non_2xx, errors, seconds, p50 / 1e6, p99 / 1e6, worst / 1e6)
 
 
 def start_database() -> str:

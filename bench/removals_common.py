@@ -64,10 +64,11 @@ def seed(vehicles: int, deposers: int) -> tuple[str, bytes]:
 
 
 @contextmanager
-def removals_service(port: int) -> Iterator[str]:
-    """The removals service in its own uvicorn process, as deployed."""
+def removals_service(port: int, workers: int = 1) -> Iterator[str]:
+    """The removals service in its own uvicorn process(es), as deployed."""
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "services.removals.app:app", "--host", "127.0.0.1",
-                             "--port", str(port), "--log-level", "warning", "--no-access-log"],
+                             "--port", str(port), "--log-level", "warning", "--no-access-log",
+                             "--workers", str(workers)],
                             cwd=ROOT, env=os.environ.copy())
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from core.db import table
 from core.models import UsedActionLink
 from core.settings import get_settings
 
@@ -103,18 +104,17 @@ def is_used(session: Session, link: ActionLink) -> bool:
     return session.scalar(select(UsedActionLink.jti).where(UsedActionLink.jti == link.jti)) is not None
 
 
+_USED = table(UsedActionLink)
+_MARK_USED = insert(_USED).on_conflict_do_nothing(index_elements=["jti"]).returning(_USED.c.jti)
+
+
 def consume(session: Session, token: str, purpose: str) -> ActionLink:
     """Check the token and mark it used in the caller's transaction (commit it with the action).
 
     Two concurrent POSTs race on the primary key: exactly one insert wins.
     """
     link = read_token(token, purpose)
-    inserted = session.execute(
-        insert(UsedActionLink)
-        .values(jti=link.jti, purpose=purpose, subject=link.subject)
-        .on_conflict_do_nothing(index_elements=["jti"])
-        .returning(UsedActionLink.jti)
-    ).first()
+    inserted = session.execute(_MARK_USED, {"jti": link.jti, "purpose": purpose, "subject": link.subject}).first()
     if inserted is None:
         raise LinkAlreadyUsed
     return link

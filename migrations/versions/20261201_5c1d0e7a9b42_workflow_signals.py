@@ -38,9 +38,21 @@ def upgrade() -> None:
                     unique=False, schema="core")
     op.create_index("ix_workflow_signals_pending", "workflow_signals", ["task_queue", "id"], unique=False,
                     schema="core", postgresql_where=sa.text("delivered_at IS NULL"))
+    # Wake the relay (core.signals) at the commit of any transaction that queued a signal.
+    op.execute("""
+        CREATE FUNCTION core.notify_workflow_signals() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_notify('relais_signals', '');
+            RETURN NULL;
+        END $$;
+        CREATE TRIGGER workflow_signals_notify AFTER INSERT ON core.workflow_signals
+            FOR EACH STATEMENT EXECUTE FUNCTION core.notify_workflow_signals();
+    """)
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER workflow_signals_notify ON core.workflow_signals")
+    op.execute("DROP FUNCTION core.notify_workflow_signals()")
     op.drop_index("ix_workflow_signals_pending", table_name="workflow_signals", schema="core",
                   postgresql_where=sa.text("delivered_at IS NULL"))
     op.drop_index(op.f("ix_core_workflow_signals_organisation_id"), table_name="workflow_signals", schema="core")

@@ -152,17 +152,22 @@ async def link_act(request: Request, kind: str, token: str) -> HTMLResponse:
 
 def _act(token: str, purpose: str, action: str, form: dict[str, str]) -> tuple[MandateRow, str | None]:
     """One transaction: the link marked used and the action recorded, or neither (refused, form incomplete).
-    Returns the row (after the action) and the form's problem, if any."""
+    Returns the row (after the action) and the form's problem, if any; raises TransitionRefused (with the row)."""
+    payload = process.payload_from_form("lien e-mail", form)
+    problem = form_problem(action, payload, process.now_utc())
+    refused = None
     with session_scope() as session:
         link = consume(session, token, purpose)
         mandate_id = int(link.subject.removeprefix("mandate-"))
+        if problem is None:
+            try:
+                return process.record_action(session, get_settings(), mandate_id, action, payload), None
+            except process.TransitionRefused as exc:
+                refused = exc.message
+        session.rollback()  # nothing happened: the link stays usable
         row = queries.by_id(session, mandate_id)
-        if row is None:
-            raise LinkInvalid
-        payload = process.payload_from_form(f"{row.deposer_name} (lien e-mail)", form)
-        if problem := refusal(action, row.status):
-            raise process.TransitionRefused(problem, row)
-        if problem := form_problem(action, payload, process.now_utc()):
-            session.rollback()
-            return row, problem
-        return process.record_action(session, get_settings(), mandate_id, action, payload), None
+    if row is None:
+        raise LinkInvalid
+    if refused := refused or refusal(action, row.status):  # a closed mandate says so before any form problem
+        raise process.TransitionRefused(refused, row)
+    return row, problem

@@ -17,7 +17,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from core import outbox
-from core.db import session_scope, utcnow
+from core.db import session_scope, table, utcnow
 from core.logging import log
 from core.settings import Settings, get_settings
 from core.signals import PendingSignal, queue_signal
@@ -133,8 +133,9 @@ def record_action(session: Session, settings: Settings, mandate_id: int, action:
     if action == "confirm":
         values.update(removal_date=payload.removal_date, box_digits=payload.box_digits.strip(),
                       technician=payload.technician.strip())
-    changed = session.execute(update(Mandate).where(Mandate.id == mandate_id, Mandate.status.in_(sources))
-                              .values(**values).returning(Mandate.id)).first()
+    mandates = table(Mandate)
+    changed = session.execute(update(mandates).where(mandates.c.id == mandate_id, mandates.c.status.in_(sources))
+                              .values(**values).returning(mandates.c.id)).first()
     if changed is None:
         current = session.scalar(select(Mandate.status).where(Mandate.id == mandate_id))
         raise TransitionRefused(refusal(action, current or "nouvelle") or REFUSED_CLOSED)
