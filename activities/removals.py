@@ -1,6 +1,6 @@
 """Removals activities: notify deposers (one grouped mail each), start the mandates' workflows, remind, alert, and
-the "dépose informatique" that closes the subscription. (Status changes are written by the services, in the
-transaction of the action: `services.removals.service.process.record_action`.)"""
+the "dépose informatique" that closes the subscription, and the mails of each recorded status change (the status
+itself is written by the services, in the transaction of the action: `process.record_action`)."""
 
 import asyncio
 from collections import defaultdict
@@ -18,7 +18,7 @@ from core.settings import Settings
 from services.removals.models import MailClaim, Mandate, TrackedVehicle
 from services.removals.service import mails, process, queries
 from services.removals.service.queries import MandateRow
-from workflows.removal import TERMINAL, StartedPage, StartPage
+from workflows.removal import TERMINAL, StartedPage, StartPage, StatusMails
 
 PARALLEL_STARTS = 32
 
@@ -74,6 +74,23 @@ class RemovalActivities:
         with session_scope() as session:
             stmt = queries.with_details(stmt).order_by(None).order_by(Mandate.id).limit(page.limit)
             return queries.rows(session, stmt)
+
+    @activity.defn(name="queue_removal_mails")
+    def queue_removal_mails(self, change: StatusMails) -> list[int]:
+        """The mails of a recorded status: the requester's alert (Effectuée's waits for the "dépose informatique"),
+        and the deposer's notice of a cancellation. Idempotent: a retry finds the outbox rows by key."""
+        with session_scope() as session:
+            row = queries.by_id(session, change.mandate_id)
+            if row is None:
+                raise ApplicationError(f"Mandat {change.mandate_id} introuvable", non_retryable=True)
+            messages = []
+            if change.status in ("acceptee", "refusee", "annulee"):
+                messages.append(mails.requester_alert(row, change.status, self.settings))
+            if change.status == "annulee":
+                messages.append(mails.deposer_cancelled(row))
+            ids = outbox.enqueue_many(session, settings=self.settings, organisation_id=row.organisation_id,
+                                      messages=messages)
+            return [ids[m.key] for m in messages]
 
     @activity.defn(name="close_removal_subscription")
     def close_removal_subscription(self, mandate_id: int) -> int:

@@ -107,24 +107,3 @@ async def upload_file(http: httpx.AsyncClient, data: bytes) -> tuple[str, float]
                              files={"fichier": ("bench.xlsx", data, "application/octet-stream")})
     assert posted.status_code == 303, posted.text[-2000:]
     return posted.headers["location"].rsplit("/", 1)[1], time.perf_counter() - started
-
-
-async def http_floor(base_url: str, *, requests: int, clients: int) -> list[float]:
-    """Latencies of GET /healthz (no database, no template) from `clients` concurrent clients: what the HTTP stack
-    and this machine alone cost, measured in the same run as the action links."""
-    todo: asyncio.Queue[int] = asyncio.Queue()
-    for n in range(requests):
-        todo.put_nowait(n)
-    latencies: list[float] = []
-
-    async def caller() -> None:
-        async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
-            while not todo.empty():
-                todo.get_nowait()
-                started = time.perf_counter()
-                response = await http.get("/healthz")
-                latencies.append(time.perf_counter() - started)
-                assert response.status_code == 200
-
-    await asyncio.gather(*(caller() for _ in range(clients)))
-    return sorted(latencies)

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # Signals to workflows (`core.signals`): the relay is woken at each commit, and also sweeps this often for what
     # could not be delivered (Temporal unreachable).
     signal_sweep_seconds: float = 2.0
+    # ... and delivers at most this many signals per second (0: no limit). Each one wakes a workflow that writes and
+    # sends mails: no use going faster than MAIL_RATE_PER_SECOND, and a burst of clicks keeps the CPU for answering.
+    signal_rate_per_second: float = 50.0
     # Removals: remind the deposer of a mandate still "Prévenu" after this many days.
     removal_reminder_days: int = 3
 

@@ -78,10 +78,13 @@ class SignalRelay:
         self.sweep_seconds = sweep_seconds if sweep_seconds is not None else settings.signal_sweep_seconds
 
     async def deliver_pending(self) -> int:
-        """Deliver what is pending, oldest first, until nothing is left or something fails; returns the count."""
-        total = 0
+        """Deliver what is pending, oldest first, until nothing is left or something fails; returns the count.
+        At most `signal_rate_per_second` (0: no limit), in batches of a second's worth."""
+        rate = self.settings.signal_rate_per_second
+        total, loop = 0, asyncio.get_running_loop()
         while True:
-            pending = await asyncio.to_thread(self._pending)
+            started = loop.time()
+            pending = await asyncio.to_thread(self._pending, max(1, int(rate)) if rate else BATCH)
             if not pending:
                 return total
             delivered = await self._deliver(pending)
@@ -90,6 +93,8 @@ class SignalRelay:
             total += len(delivered)
             if len(delivered) < len(pending):
                 return total  # Temporal unreachable or refusing: the next sweep tries again
+            if rate:
+                await asyncio.sleep(len(pending) / rate - (loop.time() - started))
 
     async def run(self) -> None:
         """Forever (cancel to stop): wait for a commit's NOTIFY or the sweep timer, then deliver."""
@@ -121,11 +126,11 @@ class SignalRelay:
                 async for _ in conn.notifies(timeout=self.sweep_seconds, stop_after=1):
                     pass
 
-    def _pending(self) -> list[PendingSignal]:
+    def _pending(self, limit: int) -> list[PendingSignal]:
         stmt = (select(WorkflowSignal.id, WorkflowSignal.workflow_id, WorkflowSignal.signal, WorkflowSignal.payload,
                        WorkflowSignal.task_queue, WorkflowSignal.kind)
                 .where(WorkflowSignal.delivered_at.is_(None), WorkflowSignal.task_queue == self.task_queue)
-                .order_by(WorkflowSignal.id).limit(BATCH))
+                .order_by(WorkflowSignal.id).limit(limit))
         with session_scope() as session:
             return [PendingSignal(*row) for row in session.execute(stmt)]
 

@@ -57,7 +57,7 @@ def build_workers(client: Client, settings: Settings, *, task_queue: str | None 
                     email_campaigns.finish_campaign, drivers.launch_driver_workflows, drivers.record_driver_step,
                     drivers.prepare_driver_mail, drivers.finish_driver_workflow,
                     removals.notify_removal_deposers, removals.start_removal_workflows,
-                    removals.close_removal_subscription,
+                    removals.queue_removal_mails, removals.close_removal_subscription,
                     removals.remind_removal_deposer, removals.alert_removal_overdue],
         activity_executor=executor,
         interceptors=[LogContextInterceptor()],

@@ -4,7 +4,8 @@ A mandate is Prévenu once its deposer got the request's mail; then Acceptée, R
 Effectuée ("Signaler la dépose") or Annulée (by the requester). Every channel decides a transition against the
 read model under a row lock and records it with its mails in one transaction (`services.removals.service.process`,
 the rules are `TRANSITIONS` below), so an invalid one is refused at once and changes nothing; the workflow is then
-told by the `recorded` signal, sends the mails, and runs what follows ("dépose informatique"). Timers: a reminder
+told by the `recorded` signal, writes and sends the mails of the change, and runs what follows ("dépose
+informatique"). Timers: a reminder
 to the deposer while still Prévenu, an alert to the requester if not Effectuée by the desired date.
 """
 
@@ -39,6 +40,9 @@ ACTION_VERBS = {"accept": "acceptée", "refuse": "refusée", "confirm": "signal�
 BOX_DIGITS = re.compile(r"\d{7}")
 DB_STEP = {"start_to_close_timeout": timedelta(minutes=2),
            "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))}
+LOCAL_STEP = {"start_to_close_timeout": timedelta(seconds=30),
+              "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=200),
+                                          maximum_interval=timedelta(seconds=30))}
 MAIL_HEAD_START = timedelta(seconds=30)
 START_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1))
 
@@ -98,10 +102,15 @@ class RemovalInput:
 
 @dataclass
 class Recorded:
-    """Signal `recorded`: the service wrote this status (and these mails) in the read model, in one transaction."""
+    """Signal `recorded`: a channel wrote this status in the read model (`process.record_action`)."""
 
     status: str
-    outbox_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class StatusMails:
+    mandate_id: int
+    status: str
 
 
 @dataclass
@@ -124,15 +133,14 @@ class RemovalWorkflow:
         self.mandate_id = inp.mandate_id
         self.status = inp.status
         self.outbox: list[int] = []
-        self.queued: set[int] = set()
+        self.to_announce: list[str] = []  # statuses recorded since the last look, whose mails are still to write
 
     @workflow.run
     async def run(self, inp: RemovalInput) -> str:
         timers = _Timers(reminded=inp.status != "prevenu",
                          reminder_at=workflow.info().workflow_start_time + timedelta(days=inp.reminder_days))
         while True:
-            while self.outbox:
-                await send_mail(self.outbox.pop(0), inp.mail_task_queue)
+            await self._send_pending(inp)
             if self.status in TERMINAL:
                 break
             deadlines = [inp.alert_at] if not timers.alerted else []
@@ -142,18 +150,28 @@ class RemovalWorkflow:
             wake_at = min(deadlines, default=workflow.now() + timedelta(days=365))
             timeout = max(wake_at - workflow.now(), timedelta(seconds=1))
             try:
-                await workflow.wait_condition(lambda: bool(self.outbox) or self.status in TERMINAL, timeout=timeout)
+                await workflow.wait_condition(lambda: bool(self.to_announce) or self.status in TERMINAL,
+                                              timeout=timeout)
             except TimeoutError:
                 await self._on_time(inp, timers)
         await workflow.wait_condition(workflow.all_handlers_finished)
-        for outbox_id in self.outbox:
-            await send_mail(outbox_id, inp.mail_task_queue)
+        await self._send_pending(inp)
         if self.status == "effectuee":
             # "Dépose informatique": close the subscription (idempotent), then tell the requester.
             outbox_id = await workflow.execute_activity("close_removal_subscription", inp.mandate_id,
                                                         result_type=int, **DB_STEP)  # type: ignore[call-overload]
             await send_mail(outbox_id, inp.mail_task_queue)
         return self.status
+
+    async def _send_pending(self, inp: RemovalInput) -> None:
+        """The mails of the statuses recorded since the last look (written once each: outbox keys), then send."""
+        while self.to_announce:
+            status = self.to_announce.pop(0)
+            self.outbox.extend(await workflow.execute_local_activity(
+                "queue_removal_mails", StatusMails(inp.mandate_id, status), result_type=list[int],
+                **LOCAL_STEP))  # type: ignore[call-overload]
+        while self.outbox:
+            await send_mail(self.outbox.pop(0), inp.mail_task_queue)
 
     async def _on_time(self, inp: RemovalInput, timers: _Timers) -> None:
         now = workflow.now()
@@ -171,14 +189,11 @@ class RemovalWorkflow:
 
     @workflow.signal
     def recorded(self, change: Recorded) -> None:
-        """Idempotent and order-proof: a status never moves back, each mail is queued once."""
+        """Idempotent and order-proof: a status never moves back, and each one is announced once."""
         if STATUS_RANK[change.status] > STATUS_RANK[self.status]:
             self.status = change.status
+            self.to_announce.append(change.status)
             workflow.upsert_search_attributes([SA_STATUS.value_set(STATUS_LABELS[change.status])])
-        for outbox_id in change.outbox_ids:
-            if outbox_id not in self.queued:
-                self.queued.add(outbox_id)
-                self.outbox.append(outbox_id)
 
     @workflow.query
     def current_status(self) -> str:

@@ -144,7 +144,6 @@ async def link_act(request: Request, kind: str, token: str) -> HTMLResponse:
     if problem:
         return _page(request, 422, heading=heading, row=row, action=action, button=button, form=form,
                      message=problem, error=True)
-    log.info("link.used", purpose=purpose, mandate_id=row.id, action=action)
     return _page(request, heading=heading, row=row,
                  message=f"Merci : la demande de dépose du véhicule {row.vin} est maintenant "
                          f"« {STATUS_LABELS[row.status]} ».")

@@ -1,8 +1,8 @@
 """Transitions and the bridge to Temporal: record an action, start a request's launcher and a mandate's workflow.
 
 Every channel (mail link, extranet, requester UI, partner API) calls `record_action` in its transaction: the
-status, the mails and the workflow's signal are written together or not at all, an invalid transition is refused
-with a French message (`TransitionRefused`, nothing changed), and the answer never waits for Temporal.
+status and the workflow's signal are written together or not at all, an invalid transition is refused with a
+French message (`TransitionRefused`, nothing changed), and the answer never waits for Temporal.
 """
 
 from collections.abc import Mapping
@@ -16,14 +16,13 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from core import outbox
 from core.db import session_scope, table, utcnow
 from core.logging import log
 from core.settings import Settings, get_settings
 from core.signals import PendingSignal, queue_signal
 from core.temporal import search_attributes
 from services.removals.models import Mandate
-from services.removals.service import mails, queries
+from services.removals.service import queries
 from services.removals.service.queries import PARIS, MandateRow
 from workflows.removal import (
     STATUS_LABELS,
@@ -121,9 +120,9 @@ async def start_request(client: Client, settings: Settings, *, request_id: int, 
 def record_action(session: Session, settings: Settings, mandate_id: int, action: str, payload: MandateAction, *,
                   task_queue: str | None = None) -> MandateRow:
     """Decide and record `action` in the caller's transaction: the new status (only from an allowed one: the
-    conditional UPDATE takes the row lock, so two concurrent actions cannot both pass), the requester's alert
-    (and the deposer's notice of a cancellation), and the signal that tells the workflow. Returns the updated
-    row; raises TransitionRefused (the caller rolls back) if the status does not allow it."""
+    conditional UPDATE takes the row lock, so two concurrent actions cannot both pass) and the signal that tells
+    the workflow, which then writes and sends the mails of the change. Returns the updated row; raises
+    TransitionRefused (the caller rolls back) if the status does not allow it."""
     if problem := form_problem(action, payload, now_utc()):  # the channels check first, to show their form again
         raise TransitionRefused(problem)
     sources, target = TRANSITIONS[action]
@@ -141,15 +140,8 @@ def record_action(session: Session, settings: Settings, mandate_id: int, action:
         raise TransitionRefused(refusal(action, current or "nouvelle") or REFUSED_CLOSED)
     row = queries.by_id(session, mandate_id)
     assert row is not None
-    messages = []
-    if target != "effectuee":  # that one is sent once the subscription is closed
-        messages.append(mails.requester_alert(row, target, settings))
-    if target == "annulee":
-        messages.append(mails.deposer_cancelled(row))
-    ids = outbox.enqueue_many(session, settings=settings, organisation_id=row.organisation_id, messages=messages)
     queue_signal(session, organisation_id=row.organisation_id, workflow_id=row.workflow_id, signal="recorded",
-                 payload=asdict(Recorded(target, [ids[m.key] for m in messages])),
-                 task_queue=task_queue or settings.task_queue, kind=SIGNAL_KIND)
+                 payload=asdict(Recorded(target)), task_queue=task_queue or settings.task_queue, kind=SIGNAL_KIND)
     log.info("removal.recorded", mandate_id=mandate_id, action=action, status=target, by=payload.by)
     return row
 
