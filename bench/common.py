@@ -66,10 +66,11 @@ class Load:
                 f"p50 {self.p50 * 1000:.0f} ms, p99 {self.p99 * 1000:.0f} ms, max {self.max * 1000:.0f} ms")
 
 
-def wrk(url: str, *, clients: int, seconds: float = 10, paths: list[str] | None = None) -> Load:
+def wrk(url: str, *, clients: int, seconds: float = 10, paths: list[str] | None = None, think_ms: int = 0) -> Load:
     """Debian's wrk (C, one thread: it takes little of the CPU the server needs) against `url` for `seconds` from
     `clients` connections: GET, or with `paths`, POST each path once in turn (single-use links; if they run out
-    first, wrk stops sending and `requests` says how many were sent)."""
+    first, wrk stops sending and `requests` says how many were sent), each connection pausing `think_ms` after
+    each answer."""
     binary = shutil.which("wrk")
     if binary is None:
         raise SystemExit("wrk introuvable : apt-get install wrk")
@@ -78,7 +79,7 @@ def wrk(url: str, *, clients: int, seconds: float = 10, paths: list[str] | None 
         if paths:
             listing.write("\n".join(paths) + "\n")
             listing.flush()
-            command += ["-s", str(ROOT / "bench" / "wrk_links.lua"), url, "--", listing.name]
+            command += ["-s", str(ROOT / "bench" / "wrk_links.lua"), url, "--", listing.name, str(think_ms)]
         else:
             command += ["-s", str(ROOT / "bench" / "wrk_get.lua"), url]
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout

@@ -1,11 +1,17 @@
 -- wrk script: POST each path of the file given after `--` once (single-use action links), then stop.
--- Run with one wrk thread (-t1); `done` prints the latency percentiles as one parsable line.
-local paths, next_path = {}, 0
+-- A second argument makes each connection pause that many milliseconds after each answer (a person reading the
+-- page before the next click). Run with one wrk thread (-t1); `done` prints the latency percentiles as one line.
+local paths, next_path, think_ms = {}, 0, 0
 
 function init(args)
   for line in io.lines(args[1]) do
     paths[#paths + 1] = line
   end
+  think_ms = tonumber(args[2] or "0")
+end
+
+function delay()
+  return think_ms
 end
 
 function request()
