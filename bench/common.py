@@ -105,9 +105,10 @@ def start_database() -> str:
 
 
 @asynccontextmanager
-async def temporal_and_workers() -> AsyncIterator[object]:
+async def temporal_and_workers(background_nice: int = 0) -> AsyncIterator[object]:
     """The dev server, and the project's worker as deployed: `python -m core.worker --only main` and
-    `--only mail`, two processes, so that rendering and SMTP each get a CPU core."""
+    `--only mail`, two processes, so that rendering and SMTP each get a CPU core. `background_nice` lowers the
+    CPU priority of all three (an experiment: the web services answer first)."""
     from temporalio.contrib.pydantic import pydantic_data_converter
     from temporalio.testing import WorkflowEnvironment
 
@@ -121,6 +122,12 @@ async def temporal_and_workers() -> AsyncIterator[object]:
     workers = [subprocess.Popen([sys.executable, "-m", "core.worker", "--only", queue], cwd=ROOT,
                                 env=os.environ.copy(), stderr=subprocess.DEVNULL) for queue in ("main", "mail")]
     env.client.worker_pids = {"main": workers[0].pid, "mail": workers[1].pid}  # type: ignore[attr-defined]
+    if background_nice:
+        import psutil
+
+        server = [p.pid for p in psutil.Process().children(recursive=True) if p.name() == "temporal"]
+        for pid in [*server, *(w.pid for w in workers)]:
+            os.setpriority(os.PRIO_PROCESS, pid, background_nice)
     try:
         yield env.client
     finally:

@@ -130,6 +130,8 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=8, help="length of the 50-client burst")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--web-workers", type=int, default=2, help="uvicorn processes (WEB_CONCURRENCY as deployed)")
+    parser.add_argument("--background-nice", type=int, default=0,
+                        help="lower the CPU priority of Temporal and the worker (experiment: docs/benchmarks.md)")
     args = parser.parse_args()
     smtp_port, web_port = free_port(), free_port()
     os.environ.update(ENVIRONMENT="test", SECRET_KEY="bench-secret-" + "x" * 40, LOG_FORMAT="json",
@@ -137,7 +139,7 @@ async def main() -> None:
     start_database()
     requester_email, data = seed(args.vehicles, args.deposers)
     with smtp_sink(smtp_port):
-        async with temporal_and_workers() as client:
+        async with temporal_and_workers(background_nice=args.background_nice) as client:
             # after Temporal: it reads TEMPORAL_ADDRESS
             with removals_service(web_port, args.web_workers) as base_url:
                 burst, people = await run(client, base_url, requester_email, data, args)  # type: ignore[arg-type]

@@ -23,7 +23,12 @@ def _client(name: str) -> httpx.AsyncClient:
 @pytest.mark.parametrize("name", SERVICES)
 async def test_every_service_is_alive_ready_and_asks_for_login(name: str, dev_env: WorkflowEnvironment) -> None:
     async with _client(name) as client:
-        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        alive = await client.get("/healthz", headers={"X-Request-ID": "req-from-proxy"})
+        assert alive.json() == {"status": "ok"}
+        # The request id a proxy sent comes back (and is in every log line of the request); pages can't be framed.
+        assert alive.headers["X-Request-ID"] == "req-from-proxy"
+        assert alive.headers["X-Frame-Options"] == "DENY" and alive.headers["X-Content-Type-Options"] == "nosniff"
+        assert len((await client.get("/healthz")).headers["X-Request-ID"]) == 16  # none sent: one is made
         ready = await client.get("/readyz")
         assert ready.status_code == 200, ready.text
         assert ready.json() == {"status": "ok", "database": "ok", "temporal": "ok"}

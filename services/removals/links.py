@@ -24,7 +24,6 @@ from services.removals.service.queries import MandateRow
 from services.removals.service.tokens import ACCEPT_ALL_PURPOSE, KINDS
 from workflows.removal import STATUS_LABELS, MandateAction, form_problem, refusal
 
-PARALLEL_UPDATES = 16
 router = APIRouter(include_in_schema=False)
 
 
