@@ -129,7 +129,7 @@ class RemovalWorkflow:
 
     @workflow.init
     def __init__(self, inp: RemovalInput) -> None:
-        # Set before any handler runs: an update may arrive in the very first workflow task.
+        # Set before any handler runs: a signal may arrive in the very first workflow task.
         self.mandate_id = inp.mandate_id
         self.status = inp.status
         self.outbox: list[int] = []

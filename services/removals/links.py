@@ -50,11 +50,6 @@ def _load(link: ActionLink) -> MandateRow:
     return row
 
 
-def _consume(token: str, purpose: str) -> None:
-    with session_scope() as session:
-        consume(session, token, purpose)
-
-
 def _spec(kind: str) -> tuple[str, str, str, str]:
     if kind not in KINDS:
         raise HTTPException(404, "Page introuvable.")
