@@ -245,7 +245,7 @@ async def _engine_has(client: Client, workflow_id: str, status: str) -> bool:
 
 
 async def test_a_click_before_the_launcher_reaches_the_vehicle_starts_its_workflow(
-        removals_http: httpx.AsyncClient, dev_worker: Client) -> None:
+        removals_http: httpx.AsyncClient, dev_worker: Client, sink: SmtpSink) -> None:
     """The deposers' mails leave before thousands of mandate workflows are started: an early click starts its own
     (same deterministic id, so the launcher later finds it running) and is applied."""
     requester, a = make_requester(1), make_deposer()
@@ -260,4 +260,7 @@ async def test_a_click_before_the_launcher_reaches_the_vehicle_starts_its_workfl
     assert done.status_code == 200 and "« Acceptée »" in text(done)
     workflow_id = f"removal-{number}-vin-{requester.vins[0]}"
     await eventually(lambda: _engine_has(dev_worker, workflow_id, "acceptee"))  # started by the relay, with the signal
+    tracking = f"suivi@{requester.slug}.example"  # and the requester is told, as for any acceptance
+    await eventually(lambda: [subject(m) for m in sink.to(tracking)] == [
+        f"Acceptation de votre demande de dépose {requester.vins[0]}"])
     await dev_worker.get_workflow_handle(workflow_id).terminate("fin du test")

@@ -94,7 +94,6 @@ def form_problem(action: str, payload: MandateAction, now: datetime) -> str | No
 @dataclass
 class RemovalInput:
     mandate_id: int
-    status: str  # where the process starts: Prévenu (or Acceptée if started late, from the read model)
     reminder_days: int  # remind the deposer if still Prévenu this many days after the start
     alert_at: datetime  # the end of the desired date: alert the requester if not Effectuée by then
     mail_task_queue: str
@@ -131,13 +130,15 @@ class RemovalWorkflow:
     def __init__(self, inp: RemovalInput) -> None:
         # Set before any handler runs: a signal may arrive in the very first workflow task.
         self.mandate_id = inp.mandate_id
-        self.status = inp.status
+        # Always Prévenu, whenever it starts: what happened since reaches it as `recorded` signals (the relay
+        # delivers every one, starting the workflow if needed), each announced once by its mails.
+        self.status = "prevenu"
         self.outbox: list[int] = []
         self.to_announce: list[str] = []  # statuses recorded since the last look, whose mails are still to write
 
     @workflow.run
     async def run(self, inp: RemovalInput) -> str:
-        timers = _Timers(reminded=inp.status != "prevenu",
+        timers = _Timers(reminded=False,
                          reminder_at=workflow.info().workflow_start_time + timedelta(days=inp.reminder_days))
         while True:
             await self._send_pending(inp)

@@ -65,10 +65,10 @@ def end_of_day(day: date) -> datetime:
 
 
 def mandate_input(row: MandateRow, settings: Settings) -> RemovalInput:
-    """The workflow's input, from the read model only: whoever starts it (launcher or a late action) gives the
-    same timers."""
+    """The workflow's input, from the read model only: whoever starts it (launcher or the relay, for a click that
+    came first) gives the same timers."""
     return RemovalInput(
-        mandate_id=row.id, status=row.status,
+        mandate_id=row.id,
         reminder_days=settings.removal_reminder_days,
         alert_at=end_of_day(row.desired_date), mail_task_queue=settings.mail_task_queue,
     )
