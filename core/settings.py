@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     # ... and delivers at most this many signals per second (0: no limit). Each one wakes a workflow that writes and
     # sends mails: no use going faster than MAIL_RATE_PER_SECOND, and a burst of clicks keeps the CPU for answering.
     signal_rate_per_second: float = 50.0
+    # Delivered signals are kept this long in core.workflow_signals (then the workflows' histories have them).
+    signal_retention_days: int = 30
     # Removals: remind the deposer of a mandate still "Prévenu" after this many days.
     removal_reminder_days: int = 3
 

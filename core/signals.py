@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 import psycopg
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -34,6 +34,7 @@ CHANNEL = "relais_signals"
 BATCH = 500
 PARALLEL = 32
 RPC_TIMEOUT = timedelta(seconds=10)
+PURGE_EVERY_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -118,9 +119,13 @@ class SignalRelay:
                 await asyncio.sleep(self.sweep_seconds)  # another worker process relays this queue
             await conn.execute(f"LISTEN {CHANNEL}")
             log.info("signals.relay_started", task_queue=self.task_queue)
+            loop, purged_at = asyncio.get_running_loop(), 0.0
             while True:
                 try:
                     await self.deliver_pending()
+                    if loop.time() - purged_at > PURGE_EVERY_SECONDS:
+                        await asyncio.to_thread(self.purge_delivered)
+                        purged_at = loop.time()
                 except Exception as exc:  # noqa: BLE001 — never let one bad round stop the relay
                     log.warning("signals.relay_round_failed", error=repr(exc))
                 async for _ in conn.notifies(timeout=self.sweep_seconds, stop_after=1):
@@ -133,6 +138,14 @@ class SignalRelay:
                 .order_by(WorkflowSignal.id).limit(limit))
         with session_scope() as session:
             return [PendingSignal(*row) for row in session.execute(stmt)]
+
+    def purge_delivered(self) -> int:
+        """Forget what was delivered more than `signal_retention_days` ago (the workflows' histories keep it)."""
+        cutoff = utcnow() - timedelta(days=self.settings.signal_retention_days)
+        with session_scope() as session:
+            deleted = session.execute(delete(WorkflowSignal).where(
+                WorkflowSignal.task_queue == self.task_queue, WorkflowSignal.delivered_at < cutoff))
+        return deleted.rowcount or 0  # type: ignore[attr-defined]
 
     def _mark_delivered(self, ids: list[int]) -> None:
         with session_scope() as session:

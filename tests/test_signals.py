@@ -5,12 +5,13 @@ here, signals to a workflow that does not exist and has no starter are delivered
 which relay works."""
 
 import asyncio
+from datetime import timedelta
 from uuid import uuid4
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from temporalio.testing import WorkflowEnvironment
 
-from core.db import session_scope
+from core.db import session_scope, utcnow
 from core.models import WorkflowSignal
 from core.settings import get_settings
 from core.signals import SignalRelay, queue_signal, stop_relay
@@ -58,3 +59,19 @@ async def test_one_relay_per_task_queue_and_another_takes_over(time_env: Workflo
         for task in tasks:
             await stop_relay(task)
     await eventually(lambda: _lock_holders(queue) == 0)
+
+
+def test_delivered_signals_are_purged_after_the_retention_and_pending_ones_never(
+        time_env: WorkflowEnvironment) -> None:
+    queue, org = f"tq-{uuid4().hex[:8]}", make_org()
+    old, recent, pending = (_queue(org.id, queue) for _ in range(3))
+    days = get_settings().signal_retention_days
+    with session_scope() as session:
+        for workflow_id, age in ((old, days + 1), (recent, days - 1)):
+            session.execute(update(WorkflowSignal).where(WorkflowSignal.workflow_id == workflow_id)
+                            .values(delivered_at=utcnow() - timedelta(days=age)))
+    relay = SignalRelay(time_env.client, get_settings(), starters={}, task_queue=queue)
+    assert relay.purge_delivered() == 1
+    with session_scope() as session:
+        left = set(session.scalars(select(WorkflowSignal.workflow_id).where(WorkflowSignal.task_queue == queue)))
+    assert left == {recent, pending}
