@@ -203,6 +203,10 @@ async def _api(http: httpx.AsyncClient, a: Deposer, b: Deposer, v: list[str]) ->
     retried = [await http.post(f"/api/v1/mandates/{ids[v[8]]}/accept", headers=headers | {"Idempotency-Key": "k1"})
                for _ in range(2)]
     assert [r.json()["status_label"] for r in retried] == ["Acceptée", "Acceptée"]
+    reused = await http.post(f"/api/v1/mandates/{ids[v[8]]}/refuse", json={"reason": "Parc fermé"},
+                             headers=headers | {"Idempotency-Key": "k1"})  # the same key for another action
+    assert reused.status_code == 409 and "clé d'idempotence a déjà servi" in reused.json()["detail"]
+    assert _status(v[8]) == "acceptee"
     confirmed = await http.post(f"/api/v1/mandates/{ids[v[8]]}/confirm", headers=headers, json={
         "removal_date": "2026-01-05T10:00:00", "box_digits": "1234567", "technician": "Alix"})
     assert confirmed.status_code == 200 and confirmed.json()["status_label"] == "Effectuée"

@@ -8,6 +8,7 @@ import hashlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
 from core.auth import DbSession, PartnerKey
@@ -71,9 +72,9 @@ def _act(session: DbSession, key: ApiKey, mandate_id: int, action: str, payload:
     row = _mandate(session, key, mandate_id)
     if problem := form_problem(action, payload, process.now_utc()):
         raise HTTPException(422, problem)
-    target = TRANSITIONS[action][1]
-    if idempotency_key and not _first_use(session, key, idempotency_key, f"mandate-{row.id}-{action}"):
-        if row.status != target:
+    target, subject = TRANSITIONS[action][1], f"mandate-{row.id}-{action}"
+    if idempotency_key and (seen := _earlier_use(session, key, idempotency_key, subject)) is not None:
+        if seen != subject or row.status != target:
             raise HTTPException(409, "Cette clé d'idempotence a déjà servi pour une autre action.")
         return TransitionOut(id=row.id, vin=row.vin, status=target, status_label=STATUS_LABELS[target])
     try:
@@ -84,12 +85,15 @@ def _act(session: DbSession, key: ApiKey, mandate_id: int, action: str, payload:
     return TransitionOut(id=row.id, vin=row.vin, status=target, status_label=STATUS_LABELS[target])
 
 
-def _first_use(session: DbSession, key: ApiKey, idempotency_key: str, subject: str) -> bool:
-    """Record the key in the single-use ledger of action links (committed with the action); False if seen."""
+def _earlier_use(session: DbSession, key: ApiKey, idempotency_key: str, subject: str) -> str | None:
+    """Record the key in the single-use ledger of action links (committed with the action): None the first
+    time, else what it was used for."""
     jti = "api-" + hashlib.sha256(f"{key.id}:{idempotency_key}".encode()).hexdigest()[:32]
-    return session.execute(insert(UsedActionLink).values(jti=jti, purpose="removals.api", subject=subject)
-                           .on_conflict_do_nothing(index_elements=["jti"]).returning(UsedActionLink.jti)
-                           ).first() is not None
+    inserted = session.execute(insert(UsedActionLink).values(jti=jti, purpose="removals.api", subject=subject)
+                               .on_conflict_do_nothing(index_elements=["jti"]).returning(UsedActionLink.jti)).first()
+    if inserted is not None:
+        return None
+    return session.scalar(select(UsedActionLink.subject).where(UsedActionLink.jti == jti))
 
 
 IdempotencyKey = Annotated[str | None, Header(description="Rejouer la même clé n'applique l'action qu'une fois")]
