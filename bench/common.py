@@ -75,13 +75,12 @@ def wrk(url: str, *, clients: int, seconds: float = 10, paths: list[str] | None 
     if binary is None:
         raise SystemExit("wrk introuvable : apt-get install wrk")
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as listing:
-        command = [binary, "-t1", f"-c{clients}", f"-d{seconds}s", "--timeout", "30s"]
+        command = [binary, "-t1", f"-c{clients}", f"-d{seconds}s", "--timeout", "30s",
+                   "-s", str(ROOT / "bench" / "wrk.lua"), url]
         if paths:
             listing.write("\n".join(paths) + "\n")
             listing.flush()
-            command += ["-s", str(ROOT / "bench" / "wrk_links.lua"), url, "--", listing.name, str(think_ms)]
-        else:
-            command += ["-s", str(ROOT / "bench" / "wrk_get.lua"), url]
+            command += ["--", listing.name, str(think_ms)]
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     found = re.search(r"WRK requests=(\d+) non2xx=(\d+) errors=(\d+) seconds=([\d.]+) p50=(\d+) p99=(\d+) max=(\d+)",
                       output)

@@ -1,7 +1,7 @@
 """Signals to workflows through a transactional outbox: written with the change they announce, delivered after.
 
 A user's action (a click on a mail link, the extranet, the partner API) is decided and recorded in PostgreSQL in
-one transaction, with its mails and a row here, and answered at once. The relay, in the worker, delivers the row
+one transaction, with a row here, and answered at once. The relay, in the worker, delivers the row
 as a Temporal signal a moment later: woken by NOTIFY at commit, and sweeping on a timer for what failed. So a
 slow or unreachable Temporal delays the workflow's reaction and never the answer, and loses nothing.
 

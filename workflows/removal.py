@@ -2,11 +2,11 @@
 
 A mandate is Prévenu once its deposer got the request's mail; then Acceptée, Refusée (with a reason),
 Effectuée ("Signaler la dépose") or Annulée (by the requester). Every channel decides a transition against the
-read model under a row lock and records it with its mails in one transaction (`services.removals.service.process`,
-the rules are `TRANSITIONS` below), so an invalid one is refused at once and changes nothing; the workflow is then
-told by the `recorded` signal, writes and sends the mails of the change, and runs what follows ("dépose
-informatique"). Timers: a reminder
-to the deposer while still Prévenu, an alert to the requester if not Effectuée by the desired date.
+read model under a row lock and records it in one transaction (`services.removals.service.process`, the rules are
+`TRANSITIONS` below), so an invalid one is refused at once and changes nothing; the workflow is then told by the
+`recorded` signal, writes and sends the mails of the change, and runs what follows ("dépose informatique").
+Timers: a reminder to the deposer while still Prévenu, an alert to the requester if not Effectuée by the desired
+date.
 """
 
 import asyncio

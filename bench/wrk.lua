@@ -1,11 +1,14 @@
--- wrk script: POST each path of the file given after `--` once (single-use action links), then stop.
--- A second argument makes each connection pause that many milliseconds after each answer (a person reading the
--- page before the next click). Run with one wrk thread (-t1); `done` prints the latency percentiles as one line.
+-- wrk script (run with one wrk thread, -t1). Without arguments: the URL's plain GET. With a file of paths after
+-- `--`: POST each path once (single-use action links), then stop; a second argument makes each connection pause
+-- that many milliseconds after each answer (a person reading the page before the next click).
+-- `done` prints the latency percentiles as one parsable line.
 local paths, next_path, think_ms = {}, 0, 0
 
 function init(args)
-  for line in io.lines(args[1]) do
-    paths[#paths + 1] = line
+  if args[1] then
+    for line in io.lines(args[1]) do
+      paths[#paths + 1] = line
+    end
   end
   think_ms = tonumber(args[2] or "0")
 end
@@ -15,13 +18,16 @@ function delay()
 end
 
 function request()
+  if #paths == 0 then
+    return wrk.format()
+  end
   next_path = next_path + 1
   -- Past the end the last path is sent again: its refusal (409) shows up in the non-2xx count.
   return wrk.format("POST", paths[math.min(next_path, #paths)])
 end
 
 function response(status, headers, body)
-  if next_path >= #paths then
+  if #paths > 0 and next_path >= #paths then
     wrk.thread:stop()
   end
 end
