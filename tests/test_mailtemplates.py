@@ -78,3 +78,77 @@ def test_the_demo_templates_pass_their_own_validation() -> None:
     for subject, body in TEMPLATES.values():
         assert check_text(subject, "Sujet", allow_link_field=False) == []
         assert check_text(body, "Contenu", allow_link_field=True) == []
+
+
+def _template_row(org_id: int, name: str) -> int | None:
+    with session_scope() as session:
+        return session.scalar(select(MailTemplate.id).where(MailTemplate.organisation_id == org_id,
+                                                            MailTemplate.name == name))
+
+
+async def test_a_template_used_by_a_workflow_step_cannot_be_deleted(http: httpx.AsyncClient) -> None:
+    """Refused with the workflows and steps named, the template kept; once no step sends it, it can go."""
+    from services.campaigns.models import WorkflowDefinition
+
+    org = make_org()
+    with session_scope() as session:
+        used, spare = (MailTemplate(organisation_id=org.id, name=n, subject="Relevé", body="Bonjour {{prenom}}")
+                       for n in ("Relevé KM", "Relance KM"))
+        session.add_all([used, spare])
+        session.flush()
+        used_id, spare_id = used.id, spare.id
+        session.add_all([
+            WorkflowDefinition(organisation_id=org.id, name="WF-Relevé KM", family="compteurs", steps=[
+                {"type": "mail", "name": "Mail 1", "to": "utilisateur", "cc": "", "template_id": used_id},
+                {"type": "attente", "name": "Attente 5j", "days": 5},
+                {"type": "mail", "name": "Relance", "to": "utilisateur", "cc": "", "template_id": spare_id}]),
+            WorkflowDefinition(organisation_id=org.id, name="WF-Infos", family="informations", steps=[
+                {"type": "mail", "name": "Envoi mail", "to": "utilisateur", "cc": "", "template_id": spare_id},
+                {"type": "attente", "name": "Attente 3j", "days": 3},
+                {"type": "mail", "name": "Dernière relance", "to": "responsable", "cc": "", "template_id": spare_id}]),
+        ])
+    await login(http, org.manager_email)
+    token = csrf_from((await http.get("/modeles")).text)
+
+    refused = await http.post(f"/modeles/{used_id}/supprimer", data={"csrf_token": token})
+    assert refused.status_code == 303 and refused.headers["location"] == "/modeles"
+    page = text(await http.get("/modeles"))
+    assert ('<div class="flash flash-error" role="status">Le modèle « Relevé KM » est utilisé par le workflow '
+            "« WF-Relevé KM » (étape « Mail 1 ») : retirez-le du workflow avant de le supprimer.</div>") in page
+    assert _template_row(org.id, "Relevé KM") == used_id
+
+    await http.post(f"/modeles/{spare_id}/supprimer", data={"csrf_token": token})
+    assert ("Le modèle « Relance KM » est utilisé par les workflows « WF-Infos » (étapes « Envoi mail », "
+            "« Dernière relance ») et « WF-Relevé KM » (étape « Relance ») : "
+            "retirez-le de ces workflows avant de le supprimer.") in text(await http.get("/modeles"))
+    assert _template_row(org.id, "Relance KM") == spare_id
+
+    # The manager takes the template out of the workflow (the step now sends the other one): it can be deleted.
+    with session_scope() as session:
+        definition = session.scalars(select(WorkflowDefinition).where(WorkflowDefinition.organisation_id == org.id,
+                                                                      WorkflowDefinition.name == "WF-Relevé KM")).one()
+        definition.steps = [{**definition.steps[0], "template_id": spare_id}, *definition.steps[1:]]
+    deleted = await http.post(f"/modeles/{used_id}/supprimer", data={"csrf_token": token})
+    assert deleted.status_code == 303
+    assert "Le modèle « Relevé KM » est supprimé." in text(await http.get("/modeles"))
+    assert _template_row(org.id, "Relevé KM") is None
+
+
+async def test_a_template_used_by_a_campaign_cannot_be_deleted(http: httpx.AsyncClient) -> None:
+    from services.campaigns.models import Campaign, DistributionList
+
+    org = make_org()
+    with session_scope() as session:
+        template = MailTemplate(organisation_id=org.id, name="Info", subject="Info", body="Bonjour")
+        dlist = DistributionList(organisation_id=org.id, name="Tous", filters={})
+        session.add_all([template, dlist])
+        session.flush()
+        session.add(Campaign(organisation_id=org.id, name="Info mars", kind="email", list_id=dlist.id,
+                             template_id=template.id))
+        template_id = template.id
+    await login(http, org.manager_email)
+    token = csrf_from((await http.get("/modeles")).text)
+    assert (await http.post(f"/modeles/{template_id}/supprimer", data={"csrf_token": token})).status_code == 303
+    assert ("Le modèle « Info » est utilisé par la campagne « Info mars » : il ne peut pas être supprimé."
+            in text(await http.get("/modeles")))
+    assert _template_row(org.id, "Info") == template_id

@@ -297,3 +297,75 @@ async def test_a_viewer_sees_the_table_but_cannot_change_anything(http: httpx.As
     finally:  # the demo organisation is shared by other tests
         with session_scope() as session:
             session.execute(delete(WorkflowDefinition).where(WorkflowDefinition.id == definition_id))
+
+
+async def test_a_workflow_cannot_be_saved_with_a_deleted_template(http: httpx.AsyncClient) -> None:
+    """The manager opened the form, the template was deleted meanwhile: the save is refused next to the step."""
+    org = make_org()
+    kept, gone = make_template(org.id, "Relevé KM"), make_template(org.id, "Ancien modèle")
+    await login(http, org.manager_email)
+    token = csrf_from((await http.get("/workflows/nouveau")).text)
+    deleted = await http.post(f"/modeles/{gone}/supprimer", data={"csrf_token": token})
+    assert deleted.status_code == 303
+    assert "Le modèle « Ancien modèle » est supprimé." in text(await http.get("/modeles"))
+    refused = await http.post("/workflows/nouveau", data=posted(token, [mail(kept), wait(5), mail(gone)]))
+    assert refused.status_code == 422
+    assert error_next_to(refused, "steps-2-template_id",
+                         "Ce modèle d'email n'existe pas (ou plus) dans votre organisation : choisissez-en un autre.")
+    assert definitions(org.id) == []
+
+
+def test_the_template_check_locks_the_templates_until_the_definition_is_saved() -> None:
+    """A deletion waits for a definition being saved with the template, then sees it and refuses."""
+    import threading
+
+    from services.campaigns.service import mailtemplates
+
+    org = make_org()
+    template_id = make_template(org.id, "Relevé KM")
+    with session_scope() as saving:
+        step = service.StepForm(template_id=str(template_id))
+        form = service.WorkflowForm("WF concurrent", "compteurs", True, [step])
+        assert service.validate(saving, organisation_id=org.id, form=form) == {}
+        refusal: list[str | None] = []
+
+        def delete_meanwhile() -> None:
+            with session_scope() as deleting:
+                template = deleting.get(MailTemplate, template_id)
+                assert template is not None
+                refusal.append(mailtemplates.delete(deleting, template=template))
+
+        deleter = threading.Thread(target=delete_meanwhile)
+        deleter.start()
+        deleter.join(timeout=1)
+        assert deleter.is_alive()  # waiting on the share lock taken by the validation
+        saving.add(WorkflowDefinition(organisation_id=org.id, name=form.name, family=form.family,
+                                      steps=form.steps_json()))
+    deleter.join(timeout=10)
+    assert refusal == ["Le modèle « Relevé KM » est utilisé par le workflow « WF concurrent » (étape « Envoi mail ») : "
+                       "retirez-le du workflow avant de le supprimer."]
+    with session_scope() as session:
+        assert session.get(MailTemplate, template_id) is not None
+
+
+async def test_a_workflow_used_by_a_campaign_cannot_become_contraventions(http: httpx.AsyncClient) -> None:
+    org = make_org()
+    template = make_template(org.id)
+    await login(http, org.manager_email)
+    token = csrf_from((await http.get("/workflows/nouveau")).text)
+    created = await http.post("/workflows/nouveau", data=posted(token, [mail(template)], family="informations"))
+    assert created.status_code == 303
+    [definition] = definitions(org.id)
+    with session_scope() as session:
+        dlist = DistributionList(organisation_id=org.id, name="Tous", filters={})
+        session.add(dlist)
+        session.flush()
+        session.add(Campaign(organisation_id=org.id, name="Infos permis 2026", kind="workflow", list_id=dlist.id,
+                             workflow_definition_id=definition.id))
+    refused = await http.post(f"/workflows/{definition.id}/modifier",
+                              data=posted(token, [mail(template)], family="contraventions"))
+    assert refused.status_code == 422
+    assert error_next_to(refused, "family", "Ce workflow est utilisé par la campagne « Infos permis 2026 » : il ne "
+                                            "peut pas passer dans la famille Contraventions (réservée au suivi des "
+                                            "amendes).")
+    assert [d.family for d in definitions(org.id)] == ["informations"]

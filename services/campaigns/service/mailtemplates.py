@@ -13,7 +13,7 @@ from core.rendering import render, render_text_as_html
 from core.settings import Settings
 from services.campaigns.fields import FIELDS, LINK_FIELD, driver_context
 from services.campaigns.links import driver_space_url
-from services.campaigns.models import Driver, Fine, MailTemplate, Vehicle
+from services.campaigns.models import Campaign, Driver, Fine, MailTemplate, Vehicle, WorkflowDefinition
 
 EXTERNAL_LINK_MESSAGE = "Il n'est pas possible d'intégrer des liens externes"
 _FIELD = re.compile(r"{{(.*?)}}")
@@ -108,6 +108,55 @@ def list_templates(session: Session, *, organisation_id: int) -> list[MailTempla
 
 def get_template(session: Session, *, organisation_id: int, template_id: int) -> MailTemplate | None:
     return get_scoped(session, MailTemplate, template_id, organisation_id)
+
+
+def _step_template_id(step: dict[str, object]) -> int | None:
+    raw = step.get("template_id")
+    return int(raw) if isinstance(raw, int) or (isinstance(raw, str) and raw.strip().isdigit()) else None
+
+
+def workflow_uses(session: Session, *, template: MailTemplate) -> list[tuple[str, list[str]]]:
+    """The organisation's workflows with a Mail step sending `template`: (workflow name, [step names])."""
+    uses: list[tuple[str, list[str]]] = []
+    stmt = scoped(WorkflowDefinition, template.organisation_id).order_by(WorkflowDefinition.name)
+    for definition in session.scalars(stmt):
+        steps = [str(step.get("name") or f"étape {number}")
+                 for number, step in enumerate(definition.steps or [], start=1)
+                 if step.get("type") == "mail" and _step_template_id(step) == template.id]
+        if steps:
+            uses.append((definition.name, steps))
+    return uses
+
+
+def _uses_message(template: MailTemplate, uses: list[tuple[str, list[str]]]) -> str:
+    def one(name: str, steps: list[str]) -> str:
+        label = "étape" if len(steps) == 1 else "étapes"
+        return f"« {name} » ({label} {', '.join(f'« {s} »' for s in steps)})"
+
+    listed = [one(name, steps) for name, steps in uses]
+    if len(listed) == 1:
+        return (f"Le modèle « {template.name} » est utilisé par le workflow {listed[0]} : "
+                "retirez-le du workflow avant de le supprimer.")
+    return (f"Le modèle « {template.name} » est utilisé par les workflows {', '.join(listed[:-1])} et "
+            f"{listed[-1]} : retirez-le de ces workflows avant de le supprimer.")
+
+
+def delete(session: Session, *, template: MailTemplate) -> str | None:
+    """Delete the template, unless a campaign or a workflow step uses it: then the refusal, and nothing changes.
+
+    The row is locked first: a workflow saved meanwhile with this template (its validation takes a share lock on
+    the templates it names) either commits before, and is seen here, or waits and then finds no template.
+    """
+    session.execute(select(MailTemplate.id).where(MailTemplate.id == template.id).with_for_update())
+    stmt = scoped(Campaign, template.organisation_id).where(Campaign.template_id == template.id)
+    if campaign := session.scalars(stmt.order_by(Campaign.id)).first():
+        return f"Le modèle « {template.name} » est utilisé par la campagne « {campaign.name} » : " \
+               "il ne peut pas être supprimé."
+    if uses := workflow_uses(session, template=template):
+        return _uses_message(template, uses)
+    session.delete(template)
+    session.flush()
+    return None
 
 
 @dataclass

@@ -143,7 +143,8 @@ def _step_errors(step: StepForm, prefix: str, template_ids: set[int]) -> dict[st
         if not step.template_id.strip():
             errors[f"{prefix}template_id"] = "Choisissez le modèle d'email à envoyer."
         elif not _ID.fullmatch(step.template_id.strip()) or int(step.template_id) not in template_ids:
-            errors[f"{prefix}template_id"] = "Ce modèle d'email n'existe pas dans votre organisation."
+            errors[f"{prefix}template_id"] = ("Ce modèle d'email n'existe pas (ou plus) dans votre organisation : "
+                                              "choisissez-en un autre.")
     else:
         errors[f"{prefix}type"] = "Choisissez le type d'étape : Mail ou Attente."
     return errors
@@ -166,6 +167,11 @@ def validate(session: Session, *, organisation_id: int, form: WorkflowForm,
             errors["name"] = "Un workflow porte déjà ce nom."
     if form.family not in FAMILIES:
         errors["family"] = "Choisissez la famille du workflow."
+    elif form.family == "contraventions" and definition_id is not None and (campaign := session.scalars(
+            scoped(Campaign, organisation_id).where(Campaign.workflow_definition_id == definition_id)
+            .order_by(Campaign.id)).first()):
+        errors["family"] = (f"Ce workflow est utilisé par la campagne « {campaign.name} » : il ne peut pas passer "
+                            "dans la famille Contraventions (réservée au suivi des amendes).")
     if not form.steps:
         errors["steps"] = "Ajoutez au moins une étape."
     elif len(form.steps) > MAX_STEPS:
@@ -173,8 +179,11 @@ def validate(session: Session, *, organisation_id: int, form: WorkflowForm,
     elif form.steps[0].type != "mail":
         errors["steps"] = "La première étape doit être un Mail."
     wanted = {int(s.template_id) for s in form.steps if s.type == "mail" and _ID.fullmatch(s.template_id.strip())}
+    # FOR SHARE: a template cannot be deleted between this check and the commit of the definition that names it
+    # (`mailtemplates.delete` locks the template FOR UPDATE, then looks for the workflows using it).
     known = set(session.scalars(select(MailTemplate.id).where(MailTemplate.organisation_id == organisation_id,
-                                                              MailTemplate.id.in_(wanted)))) if wanted else set()
+                                                              MailTemplate.id.in_(wanted))
+                                .with_for_update(read=True))) if wanted else set()
     for index, step in enumerate(form.steps[:MAX_STEPS]):
         errors.update(_step_errors(step, f"steps-{index}-", known))
     return errors

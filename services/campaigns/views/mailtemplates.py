@@ -4,7 +4,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 
 from core.auth import CurrentUser, DbSession, Manager
 from core.db import get_scoped
@@ -13,7 +12,7 @@ from core.rendering import RenderError
 from core.settings import get_settings
 from core.ui import author_names, flash, render_page
 from services.campaigns.fields import FIELDS
-from services.campaigns.models import Campaign, Driver, MailTemplate
+from services.campaigns.models import Driver, MailTemplate
 from services.campaigns.service import mailtemplates as service
 from services.campaigns.service.testmail import drivers_for_select
 
@@ -110,11 +109,8 @@ def _submit(request: Request, session: DbSession, user: User, form: service.Temp
 @router.post("/{template_id}/supprimer")
 def delete_template(request: Request, template_id: int, user: Manager, session: DbSession) -> RedirectResponse:
     template = _template(session, user, template_id)
-    used = session.scalars(select(Campaign.name).where(Campaign.template_id == template.id)).first()
-    if used:
-        flash(request, f"Le modèle « {template.name} » est utilisé par la campagne « {used} » : "
-                       "il ne peut pas être supprimé.", "error")
+    if refusal := service.delete(session, template=template):
+        flash(request, refusal, "error")
         return RedirectResponse("/modeles", status_code=303)
-    session.delete(template)
     flash(request, f"Le modèle « {template.name} » est supprimé.")
     return RedirectResponse("/modeles", status_code=303)
