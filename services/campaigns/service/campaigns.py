@@ -74,6 +74,11 @@ def validate(session: Session, *, organisation_id: int, form: CampaignForm) -> d
             if form.workflow_definition_id else None
         if definition is None:
             errors["workflow_definition_id"] = "Choisissez un workflow."
+        elif definition.family == "contraventions":
+            errors["workflow_definition_id"] = (
+                f"Le workflow « {definition.name} » est de la famille Contraventions : il suit les amendes (FPS) "
+                "dès leur saisie dans la fiche matériel ou utilisateur et ne peut pas servir dans une campagne. "
+                "Choisissez un workflow d'une autre famille.")
         elif not definition.enabled:
             errors["workflow_definition_id"] = f"Le workflow « {definition.name} » n'est pas activé."
     return errors

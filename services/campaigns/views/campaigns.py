@@ -36,11 +36,15 @@ def _form_page(request: Request, session: DbSession, user: User, form: service.C
     return render_page(request, "campaign_form.html", status, user=user, form=form, errors=errors, campaign=campaign,
                        lists=list_lists(session, organisation_id=user.organisation_id),
                        templates=list_templates(session, organisation_id=user.organisation_id),
-                       definitions=_definitions(session, user), kinds=service.KIND_LABELS)
+                       definitions=_definitions(session, user, for_campaigns=True), kinds=service.KIND_LABELS)
 
 
-def _definitions(session: DbSession, user: User) -> list[WorkflowDefinition]:
+def _definitions(session: DbSession, user: User, *, for_campaigns: bool = False) -> list[WorkflowDefinition]:
+    """The organisation's workflows; `for_campaigns`: only those a campaign may use (Contraventions ones follow
+    fines up, they are never offered in the campaign form's picker)."""
     stmt = scoped(WorkflowDefinition, user.organisation_id).order_by(WorkflowDefinition.name)
+    if for_campaigns:
+        stmt = stmt.where(WorkflowDefinition.family != "contraventions")
     return list(session.scalars(stmt))
 
 
