@@ -20,6 +20,8 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
+from core.ui import to_paris
+
 MB = 1024 * 1024
 MAX_UNCOMPRESSED = 200 * MB  # sum of the archive's members once inflated
 MAX_RATIO = 200  # inflated / compressed, per member of more than RATIO_FLOOR bytes
@@ -249,9 +251,17 @@ def parse_int(value: Any, *, minimum: int | None = 0, maximum: int | None = None
 
 # --- writing ---
 
+def excel_datetime(value: datetime) -> datetime:
+    """What an export cell holds for an instant: Paris wall-clock time without zone (Excel has none).
+
+    A naive value is taken as UTC (what the database stores); the server's and PostgreSQL's zones never matter.
+    """
+    return to_paris(value).replace(tzinfo=None)
+
+
 def _out_cell(sheet: Any, value: Any) -> Any:
     if isinstance(value, datetime):
-        value = value.astimezone().replace(tzinfo=None) if value.tzinfo else value  # Excel has no time zones
+        value = excel_datetime(value)
     if isinstance(value, str):
         value = ILLEGAL_CHARACTERS_RE.sub("", value)
         if value.startswith(FORMULA_PREFIXES):

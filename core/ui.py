@@ -3,9 +3,11 @@
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from math import ceil
 from pathlib import Path
 from typing import Any, Generic, TypeVar
+from zoneinfo import ZoneInfo
 
 from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse
@@ -18,6 +20,35 @@ from core.settings import get_settings
 
 CORE_TEMPLATES = Path(__file__).parent / "templates"
 T = TypeVar("T")
+PARIS = ZoneInfo("Europe/Paris")  # every date and time a user reads, whatever the server's or PostgreSQL's zone
+DATETIME_FORMAT = "%d/%m/%Y à %Hh%M"  # the seed's "18/06/2025 à 15h27"
+DATE_FORMAT = "%d/%m/%Y"
+
+
+# --- dates and times: always shown in Paris time ---
+
+def to_paris(value: datetime) -> datetime:
+    """The same instant on Paris clocks; a naive value is taken as UTC (what the database stores)."""
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(PARIS)
+
+
+def paris(value: datetime | date | None, fmt: str = DATETIME_FORMAT, empty: str = "-") -> str:
+    """A datetime as Paris shows it (`{{ x|paris("%d/%m/%Y %H:%M") }}`); a plain date is shown as it is."""
+    if not value:
+        return empty
+    if isinstance(value, datetime):
+        value = to_paris(value)
+    return value.strftime(fmt)
+
+
+def today_paris() -> date:
+    """Today's date in Paris (what a French user calls today), not the server's."""
+    return datetime.now(PARIS).date()
+
+
+def paris_date(value: datetime | date | None) -> str:
+    """The day (jj/mm/aaaa): a datetime's day in Paris, a plain date as it is (the `d` filter)."""
+    return paris(value, DATE_FORMAT)
 
 
 def make_templates(service_dir: Path) -> Jinja2Templates:
@@ -36,8 +67,9 @@ def make_templates(service_dir: Path) -> Jinja2Templates:
         csrf_token=csrf_token,
         pop_flashes=pop_flashes,
     )
-    templates.env.filters["dt"] = lambda v: v.astimezone().strftime("%d/%m/%Y à %Hh%M") if v else "-"
-    templates.env.filters["d"] = lambda v: v.strftime("%d/%m/%Y") if v else "-"
+    templates.env.filters["paris"] = paris
+    templates.env.filters["dt"] = paris  # "29/03/2026 à 00h30"
+    templates.env.filters["d"] = paris_date  # "29/03/2026"
     return templates
 
 
