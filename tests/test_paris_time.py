@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from uuid import uuid4
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -21,7 +22,7 @@ from sqlalchemy import text as sql
 from core.db import get_engine, session_scope
 from core.excel import excel_datetime, write_xlsx
 from core.models import User
-from core.ui import paris, paris_date
+from core.ui import paris, paris_date, today_paris
 from services.campaigns.models import MailTemplate
 from services.removals.models import Mandate, RemovalRequest, TrackedVehicle
 from tests.support.factories import make_org
@@ -112,3 +113,24 @@ async def test_a_removal_export_and_its_pages_show_paris_time(removals_http: htt
     by_vin = {row[3]: row[column] for row in rows[1:]}
     assert by_vin == {vehicles[0].vin: datetime(2026, 3, 29, 0, 30), vehicles[1].vin: datetime(2026, 7, 15, 0, 15)}
 
+
+@pytest.mark.parametrize("server_tz", ["Etc/GMT+12", "Etc/GMT-14"])  # a day behind / ahead of Paris most hours
+def test_the_future_is_judged_on_paris_today(monkeypatch: pytest.MonkeyPatch, server_tz: str) -> None:
+    """A payment declared today (Paris) is not "in the future", tomorrow (Paris) is, whatever the server's zone."""
+    from services.campaigns.models import Fine
+    from services.campaigns.service.fines import declare_payment
+
+    monkeypatch.setenv("TZ", server_tz)
+    time.tzset()
+    try:
+        today = datetime.now(UTC).astimezone(ZoneInfo("Europe/Paris")).date()
+        assert today_paris() == today
+        fine = Fine(id=0, date_infraction=date(2020, 1, 1))
+        with session_scope() as session:  # both answers are refusals: nothing is written
+            accepted_date = declare_payment(session, fine=fine, paid_on=today, filename="preuve", data=b"")
+            assert accepted_date == "Justificatif refusé : joignez un PDF, un JPEG ou un PNG de 5 Mo au plus."
+            assert declare_payment(session, fine=fine, paid_on=today + timedelta(days=1), filename="preuve",
+                                   data=b"") == "La date de paiement ne peut pas être dans le futur."
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -10,11 +10,13 @@ from sqlalchemy.orm import Session
 from core.db import scoped, utcnow
 from core.excel import parse_date
 from core.models import User
+from core.ui import today_paris
 from services.campaigns.models import Driver, Fine, FineProof, Vehicle, WorkflowDefinition
 from services.campaigns.service.fleet import normalise_plate
 from services.campaigns.service.workflowdefs import enabled_contraventions_definition
 
 SOURCES = ("Ajout manuel", "Antai")
+FOLLOWED_TYPE = "FPS"  # "Type" of the fines a Contraventions workflow follows up ("concerne la gestion des FPS")
 STATUS_LABELS = {"en_cours": "En cours", "valide": "Validé", "termine": "Terminé", "annule": "Annulé"}
 FINE_HEADERS = ["N° amende", "Date", "Immatriculation", "Conducteur", "Classe", "Type", "Paiement", "Source",
                 "Montant", "Date de paiement", "Statut"]
@@ -96,9 +98,28 @@ def create_fine(session: Session, *, user: User, values: dict[str, object]) -> F
     return fine
 
 
+def is_fps(fine: Fine) -> bool:
+    """A forfait post-stationnement: the only type of fine the Contraventions workflow follows up."""
+    return (fine.type_amende or "").strip().upper() == FOLLOWED_TYPE
+
+
+def no_followup_reason(fine: Fine) -> str | None:
+    """Why this fine gets no follow-up whatever the workflows (French, for the manager), or None when it may."""
+    if fine.source == "Antai":
+        return "Amende gérée par l'ANTAI : aucun workflow de suivi."
+    if not is_fps(fine):
+        typed = (fine.type_amende or "").strip()
+        kind = f"de type « {typed} »" if typed else "sans type"
+        return f"Amende {kind} : aucun workflow de suivi (seules les amendes de type FPS sont suivies)."
+    if fine.driver_id is None:
+        return "Matériel sans utilisateur : aucun workflow de suivi."
+    return None
+
+
 def followup_definition(session: Session, fine: Fine) -> WorkflowDefinition | None:
-    """The activated Contraventions workflow that follows this fine up, or None (ANTAI fines never: seed rule)."""
-    if fine.source == "Antai" or fine.driver_id is None:
+    """The activated Contraventions workflow that follows this fine up, or None: only FPS, never ANTAI fines
+    (seed rules), and only with a driver to write to (`no_followup_reason` says which)."""
+    if no_followup_reason(fine) is not None:
         return None
     return enabled_contraventions_definition(session, organisation_id=fine.organisation_id)
 
@@ -130,7 +151,7 @@ def check_proof(data: bytes) -> str | None:
 
 def declare_payment(session: Session, *, fine: Fine, paid_on: date, filename: str, data: bytes) -> str | None:
     """Store the payment date and proof; returns a French error instead when the input is refused."""
-    if paid_on > date.today():
+    if paid_on > today_paris():
         return "La date de paiement ne peut pas être dans le futur."
     if paid_on < fine.date_infraction:
         return "La date de paiement ne peut pas précéder la date de l'amende."
@@ -154,7 +175,7 @@ def record_reading(session: Session, *, vehicle: Vehicle, driver_id: int, km: in
 
     if vehicle.dernier_releve_km is not None and km < vehicle.dernier_releve_km:
         return f"Le kilométrage saisi ({km} km) est inférieur au dernier relevé ({vehicle.dernier_releve_km} km)."
-    if on > date.today():
+    if on > today_paris():
         return "La date du relevé ne peut pas être dans le futur."
     session.add(OdometerReading(organisation_id=vehicle.organisation_id, vehicle_id=vehicle.id, driver_id=driver_id,
                                 km=km, reading_date=on))
