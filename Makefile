@@ -18,7 +18,7 @@ install: $(VENV)/.installed
 
 run: install
 	@mkdir -p -m 700 $(XDG_RUNTIME_DIR)
-	$(PY) -m core.devstack
+	$(PY) -m wiring devstack
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -9,8 +9,9 @@ from temporalio.exceptions import ApplicationError
 from core.db import session_scope, utcnow
 from core.logging import log
 from core.models import OutboxMessage
-from core.outbox import HeaderInjection, SendResult, build_email, smtp_send
+from core.outbox import HeaderInjection, build_email, smtp_send
 from core.settings import Settings
+from workflows.data.mail import SendResult
 
 
 def smtp_code(exc: Exception) -> int | None:

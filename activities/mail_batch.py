@@ -1,34 +1,52 @@
-"""Bulk sending for campaigns: a few SMTP connections, each reused for many messages.
+"""Bulk sending for campaigns: a few SMTP connections, each reused for many messages, every outcome recorded as
+soon as its reply arrives.
 
-Same rules as `send_mail`: rows already sent or KO are skipped (so a retried batch never sends twice),
-5xx is final (KO with the reply), 4xx and connection errors leave the row pending and make the
-activity fail so that Temporal retries it later with backoff.
+Same rules as `send_mail`: rows already sent or KO are skipped (so a retried batch never sends them twice), 5xx is
+final (KO with the reply, then RSET: the connection stays usable), 4xx and connection errors leave the row pending
+(reply stored, attempts + 1), reopen the connection and, at the end, make the activity fail with a retryable
+`TemporarySmtpError` so that Temporal retries the rest later with backoff.
+
+How little a crash can re-send: the connections take rows from one shared iterator (no race between "is there
+work?" and "take it"), the pace is shared by every connection of the process (`Pace`), and a writer task commits
+whatever outcomes are ready, up to `GROUP_LIMIT` per UPDATE, while the connections go on sending. A connection
+takes a new row only while fewer than `GROUP_LIMIT` outcomes wait to be committed, so a `kill -9` can leave at
+most `unrecorded_bound(connections)` = connections (one message in flight on each) + `GROUP_LIMIT` messages
+accepted by the server but not recorded: the retry sends those again, nothing else. The writer heartbeats the
+progress after each commit and every `HEARTBEAT_SECONDS` when nothing moves (a slow or paced server), so that a
+heartbeat timeout of 20 s retries a crashed worker's batch within about 30 s.
 """
 
 import asyncio
 import contextlib
 import ssl
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import aiosmtplib
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.exc import OperationalError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.mail import smtp_code
-from core.db import session_scope, utcnow
+from core.db import session_scope, table, utcnow
+from core.logging import log
 from core.models import OutboxMessage
 from core.outbox import HeaderInjection, build_email, envelope
 from core.settings import Settings
+from workflows.data.mail import BatchSendResult
 
-FLUSH_EVERY = 100
+__all__ = ["GROUP_LIMIT", "BatchSendResult", "MailBatchActivities", "Pace", "unrecorded_bound"]
+
+GROUP_LIMIT = 16  # outcomes committed by one UPDATE at most, and most outcomes waiting for their commit
+HEARTBEAT_SECONDS = 5.0  # longest silence of a running batch
+COMMIT_TRIES = 5  # a lost database connection is retried (1, 2, 4, 8 s) before the batch fails
 
 
-@dataclass
-class BatchSendResult:
-    sent: int
-    ko: int
-    pending: int
+def unrecorded_bound(connections: int) -> int:
+    """Most messages a crash of the sending process can leave accepted by the server but not recorded (sent again
+    by the retry): one in flight per connection plus the outcomes waiting for their commit."""
+    return max(1, connections) + GROUP_LIMIT
 
 
 @dataclass
@@ -54,55 +72,153 @@ class Pace:
         await asyncio.sleep(slot - loop.time())
 
 
+class _RecorderFailed(Exception):
+    """The writer could not record outcomes: the connections stop sending."""
+
+
+class _Recorder:
+    """The group-commit writer: commits the outcomes that are ready, a group at a time, and heartbeats."""
+
+    def __init__(self, record: Callable[[list[_Outcome]], None]) -> None:
+        self.record = record
+        self.ready: list[_Outcome] = []
+        self.committing = 0
+        self.counts = BatchSendResult(0, 0, 0)
+        self.closed = self.failed = False
+        self.wake = asyncio.Event()  # an outcome is ready, or the batch is over
+        self.room_made = asyncio.Event()  # a group was committed
+
+    @property
+    def done(self) -> int:
+        return self.counts.sent + self.counts.ko + self.counts.pending
+
+    def add(self, outcome: _Outcome) -> None:
+        self.ready.append(outcome)
+        self.wake.set()
+
+    def close(self) -> None:
+        """No more outcomes: commit what is left and stop."""
+        self.closed = True
+        self.wake.set()
+
+    async def room(self) -> None:
+        """Wait until fewer than GROUP_LIMIT outcomes wait for their commit (what keeps the bound)."""
+        while len(self.ready) + self.committing >= GROUP_LIMIT and not self.failed:
+            self.room_made.clear()
+            await self.room_made.wait()
+        if self.failed:
+            raise _RecorderFailed
+
+    async def run(self) -> None:
+        try:
+            while self.ready or not self.closed:
+                if not self.ready:
+                    self.wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(HEARTBEAT_SECONDS):
+                            await self.wake.wait()
+                    if not self.ready:
+                        activity.heartbeat(self.done)  # nothing moved (a slow or paced server): still alive
+                        continue
+                group, self.ready = self.ready[:GROUP_LIMIT], self.ready[GROUP_LIMIT:]
+                self.committing = len(group)
+                await self._commit(group)
+                self.committing = 0
+                for o in group:
+                    setattr(self.counts, o.status, getattr(self.counts, o.status) + 1)
+                self.room_made.set()
+                activity.heartbeat(self.done)
+        except BaseException:
+            self.failed = True
+            self.room_made.set()
+            raise
+
+    async def _commit(self, group: list[_Outcome]) -> None:
+        for attempt in range(COMMIT_TRIES):
+            try:
+                await asyncio.to_thread(self.record, group)
+                return
+            except OperationalError as exc:  # the database restarted or the connection dropped: try again
+                if attempt == COMMIT_TRIES - 1:
+                    raise
+                log.warning("mail.batch.record_retry", error=str(exc).splitlines()[0], attempt=attempt + 1)
+                activity.heartbeat(self.done)
+                await asyncio.sleep(2**attempt)
+
+
+_OUTBOX = table(OutboxMessage)
+# Only a pending row changes: a row another attempt already recorded as sent or KO keeps its outcome.
+_RECORD = (update(_OUTBOX)
+           .where(_OUTBOX.c.id == bindparam("b_id"), _OUTBOX.c.status == "pending")
+           .values(status=bindparam("b_status"), attempts=_OUTBOX.c.attempts + 1, last_reply=bindparam("b_reply"),
+                   sent_at=bindparam("b_sent_at")))
+
+
+def _describe(exc: Exception) -> tuple[int | None, str]:
+    code = smtp_code(exc)
+    return code, f"{code} {getattr(exc, 'message', '') or exc}" if code else f"{type(exc).__name__}: {exc}"
+
+
 class MailBatchActivities:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.pace = Pace(settings.smtp_max_per_second)
+        self.pace = Pace(settings.smtp_max_per_second)  # one per process: shared by every batch and connection
 
     @activity.defn(name="send_mail_batch")
     async def send_mail_batch(self, outbox_ids: list[int]) -> BatchSendResult:
+        """Send the pending rows of `outbox_ids` over `smtp_connections` connections; raises TemporarySmtpError
+        (retryable) when some stay pending."""
         rows = await asyncio.to_thread(self._pending_rows, outbox_ids)
-        queue: asyncio.Queue[OutboxMessage] = asyncio.Queue()
-        for row in rows:
-            queue.put_nowait(row)
-        outcomes: list[_Outcome] = []
-        counts = BatchSendResult(0, 0, 0)
-
-        async def flush() -> None:
-            done, outcomes[:] = list(outcomes), []
-            await asyncio.to_thread(self._record, done)
-            for o in done:
-                setattr(counts, o.status, getattr(counts, o.status) + 1)
-            activity.heartbeat(counts.sent + counts.ko + counts.pending)
-
-        async def connection() -> None:
-            while not queue.empty():
-                client = self._client()
-                try:
-                    await client.connect()
-                    if self.settings.smtp_username:
-                        await client.login(self.settings.smtp_username, self.settings.smtp_password or "")
-                except (aiosmtplib.SMTPException, OSError) as exc:
-                    # No server: the rest of this connection's share stays pending for the retry.
-                    while not queue.empty():
-                        outcomes.append(_Outcome(queue.get_nowait(), "pending", f"{type(exc).__name__}: {exc}"))
-                    return
-                async with client:
-                    while not queue.empty():
-                        await self.pace.wait()
-                        outcome = await self._send_one(client, queue.get_nowait())
-                        outcomes.append(outcome)
-                        if len(outcomes) >= FLUSH_EVERY:
-                            await flush()
-                        if outcome.status == "pending":
-                            break  # the connection is suspect: open a new one
-
-        await asyncio.gather(*(connection() for _ in range(max(1, self.settings.smtp_connections))))
-        await flush()
+        if not rows:
+            return BatchSendResult(0, 0, 0)
+        recorder = _Recorder(self._record)
+        writer = asyncio.create_task(recorder.run())
+        todo = iter(rows)  # shared by the connections: taking a row cannot race
+        errors: list[str] = []  # why connections stopped
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(max(1, self.settings.smtp_connections), len(rows))):
+                    group.create_task(self._connection(todo, recorder, errors))
+            for row in todo:  # every connection stopped: the rest waits for the retry, with the last error
+                recorder.add(_Outcome(row, "pending", errors[-1]))
+        except ExceptionGroup as failed:
+            raise failed.exceptions[0] from None  # a bug or the database: not a message's fault
+        finally:
+            recorder.close()
+            await asyncio.shield(writer)  # what was sent gets recorded, whatever stopped us
+        counts = recorder.counts
         if counts.pending:
-            raise ApplicationError(f"{counts.pending} message(s) en attente : SMTP temporairement indisponible",
-                                   type="TemporarySmtpError")
+            raise ApplicationError(f"{counts.pending} message(s) en attente : SMTP temporairement indisponible "
+                                   f"({errors[-1] if errors else 'voir les réponses'})", type="TemporarySmtpError")
         return counts
+
+    async def _connection(self, todo: Iterator[OutboxMessage], recorder: _Recorder, errors: list[str]) -> None:
+        """One SMTP connection: sends the next row until none is left, reopens after a 4xx or a lost connection,
+        stops when it cannot connect."""
+        while True:
+            client = self._client()
+            try:
+                await client.connect()
+                if self.settings.smtp_username:
+                    await client.login(self.settings.smtp_username, self.settings.smtp_password or "")
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                errors.append(_describe(exc)[1])
+                client.close()
+                return
+            try:
+                while True:
+                    await recorder.room()
+                    await self.pace.wait()
+                    row = next(todo, None)
+                    if row is None:
+                        return
+                    outcome, usable = await self._send_one(client, row)
+                    recorder.add(outcome)
+                    if not usable:
+                        errors.append(outcome.reply)
+                        break  # suspect connection: open a new one
+            finally:
+                await self._close(client)
 
     def _client(self) -> aiosmtplib.SMTP:
         s = self.settings
@@ -110,21 +226,31 @@ class MailBatchActivities:
                                start_tls=s.smtp_starttls, tls_context=ssl.create_default_context() if s.smtp_starttls
                                else None)
 
-    async def _send_one(self, client: aiosmtplib.SMTP, row: OutboxMessage) -> _Outcome:
+    @staticmethod
+    async def _close(client: aiosmtplib.SMTP) -> None:
+        if client.is_connected:
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                client.close()
+
+    async def _send_one(self, client: aiosmtplib.SMTP, row: OutboxMessage) -> tuple[_Outcome, bool]:
+        """The row's outcome, and whether the connection can send the next one."""
         try:
             sender, recipients = envelope(row)
             _errors, reply = await client.sendmail(sender, recipients, build_email(row).as_bytes())
-            return _Outcome(row, "sent", reply)
+            return _Outcome(row, "sent", reply), True
         except HeaderInjection as exc:
-            return _Outcome(row, "ko", str(exc))
+            return _Outcome(row, "ko", str(exc)), True
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            code = smtp_code(exc)
-            reply = f"{code} {getattr(exc, 'message', '') or exc}" if code else f"{type(exc).__name__}: {exc}"
+            code, reply = _describe(exc)
             if code is None or code < 500:
-                return _Outcome(row, "pending", reply)
-            with contextlib.suppress(aiosmtplib.SMTPException):
+                return _Outcome(row, "pending", reply), False
+            try:
                 await client.rset()  # after a refusal the session stays usable for the next message
-            return _Outcome(row, "ko", reply)
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                return _Outcome(row, "ko", reply), False
+            return _Outcome(row, "ko", reply), True
 
     def _pending_rows(self, outbox_ids: list[int]) -> list[OutboxMessage]:
         with session_scope() as session:
@@ -134,14 +260,8 @@ class MailBatchActivities:
             return rows
 
     def _record(self, outcomes: list[_Outcome]) -> None:
-        if not outcomes:
-            return
+        """One executemany UPDATE and one commit for the whole group."""
         now = utcnow()
         with session_scope() as session:
-            session.execute(update(OutboxMessage), [
-                {"id": o.row.id, "status": o.status, "attempts": o.row.attempts + 1, "last_reply": o.reply[:2000],
-                 "sent_at": now if o.status == "sent" else None}
-                for o in outcomes
-            ])
-        for o in outcomes:
-            o.row.attempts += 1
+            session.execute(_RECORD, [{"b_id": o.row.id, "b_status": o.status, "b_reply": o.reply[:2000],
+                                       "b_sent_at": now if o.status == "sent" else None} for o in outcomes])

@@ -3,6 +3,7 @@ the "dépose informatique" that closes the subscription, and the mails of each r
 itself is written by the services, in the transaction of the action: `process.record_action`)."""
 
 import asyncio
+import contextlib
 from collections import defaultdict
 
 from sqlalchemy import select, update
@@ -10,15 +11,16 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from core import outbox
 from core.db import session_scope
 from core.settings import Settings
+from core.temporal import start_workflow
 from services.removals.models import MailClaim, Mandate, TrackedVehicle
 from services.removals.service import mails, process, queries
 from services.removals.service.queries import MandateRow
-from workflows.removal import TERMINAL, StartedPage, StartPage, StatusMails
+from workflows.data.removals import TERMINAL, StartedPage, StartPage, StatusMails
 
 PARALLEL_STARTS = 32
 
@@ -62,8 +64,10 @@ class RemovalActivities:
 
         async def start(row: MandateRow) -> None:
             async with gate:
-                await process.start_mandate(self.client, row, self.settings, task_queue=page.task_queue,
-                                            mail_task_queue=page.mail_task_queue)
+                spec = process.mandate_start(row, self.settings, task_queue=page.task_queue,
+                                             mail_task_queue=page.mail_task_queue)
+                with contextlib.suppress(WorkflowAlreadyStartedError):  # closed already: a finished mandate stays so
+                    await start_workflow(self.client, spec)
                 activity.heartbeat()
 
         await asyncio.gather(*(start(row) for row in rows))

@@ -105,7 +105,7 @@ def start_database() -> str:
 
 @asynccontextmanager
 async def temporal_and_workers(background_nice: int = 0) -> AsyncIterator[object]:
-    """The dev server, and the project's worker as deployed: `python -m core.worker --only main` and
+    """The dev server, and the project's worker as deployed: `python -m wiring worker --only main` and
     `--only mail`, two processes, so that rendering and SMTP each get a CPU core. `background_nice` lowers the
     CPU priority of all three (an experiment: the web services answer first)."""
     from temporalio.contrib.pydantic import pydantic_data_converter
@@ -118,7 +118,7 @@ async def temporal_and_workers(background_nice: int = 0) -> AsyncIterator[object
                                                 data_converter=pydantic_data_converter,
                                                 search_attributes=SEARCH_ATTRIBUTES)
     os.environ["TEMPORAL_ADDRESS"] = env.client.service_client.config.target_host
-    workers = [subprocess.Popen([sys.executable, "-m", "core.worker", "--only", queue], cwd=ROOT,
+    workers = [subprocess.Popen([sys.executable, "-m", "wiring", "worker", "--only", queue], cwd=ROOT,
                                 env=os.environ.copy(), stderr=subprocess.DEVNULL) for queue in ("main", "mail")]
     env.client.worker_pids = {"main": workers[0].pid, "mail": workers[1].pid}  # type: ignore[attr-defined]
     if background_nice:

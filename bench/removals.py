@@ -9,7 +9,7 @@
    50 clients.
 Everything as deployed: the removals service in its own uvicorn processes (2, as WEB_CONCURRENCY in
 docker-compose.yml), the worker as two processes
-(`core.worker --only main` / `--only mail`), the Temporal dev server, embedded PostgreSQL, smtp-sink.
+(`wiring worker --only main` / `--only mail`), the Temporal dev server, embedded PostgreSQL, smtp-sink.
 """
 
 import argparse

@@ -1,7 +1,9 @@
-"""`python -m core.demo`: idempotent demo data (fictional French organisations, managers, drivers)."""
+"""Idempotent demo data: each service declares its own (`ServiceSpec.demo`); these are the pieces they share."""
 
 import hashlib
+import importlib
 import unicodedata
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -9,39 +11,35 @@ from sqlalchemy.orm import Session
 
 from core.db import session_scope
 from core.models import ApiKey, Organisation, User
-from core.registry import import_all_models
+from core.platform import DemoLogin, ServiceSpec
 from core.security import hash_password
 from core.settings import get_settings
 
 DEMO_PASSWORD = "relais-demo"
-ORGANISATIONS = [
-    ("garonne", "Transports Garonne", "fleet"),
-    ("armor", "Flotte Armor Services", "fleet"),
-]
-USERS = [
-    ("gestionnaire@garonne.example", "Claire Dubois", "garonne", "manager"),
-    ("admin@garonne.example", "Marc Lefèvre", "garonne", "admin"),
-    ("lecture@garonne.example", "Inès Martin", "garonne", "viewer"),
-    ("gestionnaire@armor.example", "Yann Le Gall", "armor", "manager"),
-]
-# Fixed, dev-only partner keys so the API can be tried at once (never loaded in prod).
-API_KEYS = {"garonne": "rk_demogaronne_cle-de-demo-garonne", "armor": "rk_demoarmor_cle-de-demo-armor"}
 
 
-def _upsert_organisations(session: Session) -> dict[str, int]:
-    for slug, name, kind in ORGANISATIONS:
+def upsert_organisations(session: Session, organisations: Sequence[tuple[str, str, str]]) -> dict[str, int]:
+    """(slug, name, kind) rows, kept as they are when present; returns every organisation's id by slug."""
+    for slug, name, kind in organisations:
         session.execute(insert(Organisation).values(slug=slug, name=name, kind=kind)
                         .on_conflict_do_nothing(index_elements=["slug"]))
     return {slug: oid for slug, oid in session.execute(select(Organisation.slug, Organisation.id))}
 
 
-def _upsert_users(session: Session, orgs: dict[str, int]) -> None:
+def upsert_users(session: Session, orgs: dict[str, int], users: Sequence[DemoLogin]) -> None:
+    """Demo logins with the demo password (hashed once, and only for the missing ones)."""
     existing = set(session.scalars(select(User.email)))
-    for email, full_name, slug, role in USERS:
-        if email not in existing:
-            session.add(User(email=email, full_name=full_name, organisation_id=orgs[slug], role=role,
-                             password_hash=hash_password(DEMO_PASSWORD)))
-    for slug, raw in API_KEYS.items():
+    missing = [u for u in users if u[0] not in existing]
+    password_hash = hash_password(DEMO_PASSWORD) if missing else ""
+    for email, full_name, slug, role in missing:
+        session.add(User(email=email, full_name=full_name, organisation_id=orgs[slug], role=role,
+                         password_hash=password_hash))
+    session.flush()
+
+
+def upsert_api_keys(session: Session, orgs: dict[str, int], keys: dict[str, str]) -> None:
+    """Fixed, dev-only partner keys (`rk_<prefix>_<secret>`) so the APIs can be tried at once."""
+    for slug, raw in keys.items():
         prefix, secret = raw.split("_")[1], raw.split("_", 2)[2]
         session.execute(insert(ApiKey).values(
             organisation_id=orgs[slug], name="Clé de démonstration", prefix=prefix,
@@ -49,27 +47,25 @@ def _upsert_users(session: Session, orgs: dict[str, int]) -> None:
         ).on_conflict_do_nothing(index_elements=["prefix"]))
 
 
-def _ascii(address: str) -> str:
+def ascii_address(address: str) -> str:
     """"Léa.André" → "lea.andre": demo addresses stay plain ASCII, as most mail systems expect."""
     return unicodedata.normalize("NFKD", address).encode("ascii", "ignore").decode().lower().replace(" ", "-")
 
 
-def load_demo() -> None:
+def import_models(services: Sequence[ServiceSpec]) -> None:
+    """Import every service's models so Base.metadata knows all tables (Alembic, tests)."""
+    importlib.import_module("core.models")
+    for spec in services:
+        if spec.models:
+            importlib.import_module(spec.models)
+
+
+def load_demo(services: Sequence[ServiceSpec]) -> None:
+    """Every service's demo data, in one transaction; never in production."""
     if get_settings().environment == "prod":
         raise SystemExit("Les données de démonstration ne se chargent pas en production.")
-    import_all_models()
+    import_models(services)
     with session_scope() as session:
-        orgs = _upsert_organisations(session)
-        _upsert_users(session, orgs)
-        from services.campaigns.demo import load_fleet_demo  # services import core, not the reverse, at load
-        from services.campaigns.demo_communication import load_communication_demo
-
-        load_fleet_demo(session, orgs)
-        load_communication_demo(session, orgs)
-        from services.removals.demo import load_removals_demo
-
-        load_removals_demo(session)
-
-
-if __name__ == "__main__":
-    load_demo()
+        for spec in services:
+            if spec.demo is not None:
+                spec.demo(session)

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -64,20 +64,23 @@ class UsedActionLink(Base):
 
 
 class WorkflowSignal(OrgScoped, Base):
-    """A signal for a workflow, written in the transaction of the change it announces, delivered after commit
-    by the relay (`core.signals`): the change never waits for Temporal and is never lost by it."""
+    """A start or a signal for a workflow (or both: signal-with-start), written in the transaction of the change it
+    follows, delivered after commit by the relay (`core.signals`): the change never waits for Temporal and is never
+    lost by it."""
 
     __tablename__ = "workflow_signals"
     __table_args__ = (Index("ix_workflow_signals_pending", "task_queue", "id", postgresql_where=text(
-        "delivered_at IS NULL")), SCHEMA)
+        "delivered_at IS NULL")), CheckConstraint("signal IS NOT NULL OR start IS NOT NULL", name="signal_or_start"),
+        SCHEMA)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     workflow_id: Mapped[str] = mapped_column(String(200))
-    signal: Mapped[str] = mapped_column(String(80))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    # Which worker fleet delivers it, and how to start the workflow if it does not exist yet (`core.signals`).
+    signal: Mapped[str | None] = mapped_column(String(80))
+    payload: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    # Which worker fleet delivers it (the workflow's task queue).
     task_queue: Mapped[str] = mapped_column(String(100))
-    kind: Mapped[str | None] = mapped_column(String(60))
+    # `core.temporal.StartSpec` as JSON: start the workflow with it (before the signal, if any).
+    start: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -30,13 +30,6 @@ class TemporarySmtpError(Exception):
     """4xx or connection trouble: the activity raises it so Temporal retries with backoff."""
 
 
-@dataclass(frozen=True)
-class SendResult:
-    outbox_id: int
-    status: str  # "sent" | "ko"
-    reply: str
-
-
 def _check_header(name: str, value: str) -> str:
     if "\r" in value or "\n" in value:
         raise HeaderInjection(f"Retour à la ligne interdit dans l'en-tête {name} : {value!r}")

@@ -1,24 +1,27 @@
-"""Signals to workflows through a transactional outbox: written with the change they announce, delivered after.
+"""Starts and signals through a transactional outbox: written with the change they follow, delivered after.
 
-A user's action (a click on a mail link, the extranet, the partner API) is decided and recorded in PostgreSQL in
-one transaction, with a row here, and answered at once. The relay, in the worker, delivers the row
-as a Temporal signal a moment later: woken by NOTIFY at commit, and sweeping on a timer for what failed. So a
-slow or unreachable Temporal delays the workflow's reaction and never the answer, and loses nothing.
+This is the one hand-off from a request to Temporal. A user's, partner's or recipient's action (a campaign launch,
+a driver's answer, a click on a mail link...) is decided and recorded in PostgreSQL in one transaction, with a row
+here, and answered at once. The relay, in the worker, delivers the row a moment later: woken by NOTIFY at commit,
+and sweeping on a timer for what failed. So a slow or unreachable Temporal delays the workflow and never the
+answer, and loses nothing.
 
-Delivery is at least once and, with one active relay per task queue (a PostgreSQL advisory lock), in order per
-workflow: signal handlers must be idempotent. A signal to a workflow not started yet goes through the `kind`'s
-starter (signal-with-start); one to a workflow already closed is dropped with a log line.
+A row is a start (`queue_start`), a signal (`queue_signal`), or a signal with its start (signal-with-start: the
+workflow is started if it does not exist yet, then signalled). Delivery is at least once and, with one active
+relay per task queue (a PostgreSQL advisory lock), in order per workflow: signal handlers must be idempotent, and
+starts are (deterministic ids, `core.temporal.start_workflow`). A signal to a workflow that is closed (or, without
+a start, does not exist) is dropped with a log line.
 """
 
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
 import psycopg
+from pydantic_core import to_jsonable_python
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 from temporalio.client import Client
@@ -29,6 +32,7 @@ from core.db import session_scope, table, utcnow
 from core.logging import log
 from core.models import WorkflowSignal
 from core.settings import Settings
+from core.temporal import StartSpec, start_workflow
 
 CHANNEL = "relais_signals"
 BATCH = 500
@@ -41,41 +45,43 @@ PURGE_EVERY_SECONDS = 3600
 class PendingSignal:
     id: int
     workflow_id: str
-    signal: str
-    payload: dict[str, Any]
+    signal: str | None
+    payload: Any
     task_queue: str
-    kind: str | None
-
-
-# Starts the workflow of `signal.workflow_id` with the signal (signal-with-start); raises
-# WorkflowAlreadyStartedError if it already ran and closed. Arguments: client, signal, mail task queue.
-Starter = Callable[[Client, PendingSignal, str], Awaitable[None]]
+    start: dict[str, Any] | None
 
 
 _INSERT = insert(table(WorkflowSignal))
 
 
-def queue_signal(session: Session, *, organisation_id: int, workflow_id: str, signal: str,
-                 payload: dict[str, Any], task_queue: str, kind: str | None = None) -> None:
-    """Add the signal to the caller's transaction: it exists (and is delivered) if and only if that commits."""
+def queue_signal(session: Session, *, organisation_id: int, workflow_id: str, signal: str, payload: object,
+                 task_queue: str, start: StartSpec | None = None) -> None:
+    """Add the signal to the caller's transaction: it exists (and is delivered) if and only if that commits.
+    With `start`, the workflow is started first if it does not exist (signal-with-start)."""
+    if start is not None:
+        assert start.workflow_id == workflow_id and start.task_queue == task_queue
     # A statement trigger (migration 5c1d0e7a9b42) sends NOTIFY relais_signals: delivered at commit, folded with
     # the transaction's others, and without a round trip of its own.
     session.execute(_INSERT, {"organisation_id": organisation_id, "workflow_id": workflow_id, "signal": signal,
-                              "payload": payload, "task_queue": task_queue, "kind": kind})
+                              "payload": to_jsonable_python(payload), "task_queue": task_queue,
+                              "start": asdict(start) if start else None})
+
+
+def queue_start(session: Session, *, organisation_id: int, spec: StartSpec) -> None:
+    """Add the start of `spec`'s workflow to the caller's transaction (started once it commits, and only then)."""
+    session.execute(_INSERT, {"organisation_id": organisation_id, "workflow_id": spec.workflow_id, "signal": None,
+                              "payload": None, "task_queue": spec.task_queue, "start": asdict(spec)})
 
 
 class SignalRelay:
     """Delivers the pending signals of one task queue. `run()` is the worker's loop; tests call
     `deliver_pending()` directly when they want delivery at a precise moment."""
 
-    def __init__(self, client: Client, settings: Settings, *, starters: Mapping[str, Starter],
-                 task_queue: str | None = None, mail_task_queue: str | None = None,
+    def __init__(self, client: Client, settings: Settings, *, task_queue: str | None = None,
                  sweep_seconds: float | None = None) -> None:
         self.client = client
         self.settings = settings
-        self.starters = starters
         self.task_queue = task_queue or settings.task_queue
-        self.mail_task_queue = mail_task_queue or settings.mail_task_queue
         self.sweep_seconds = sweep_seconds if sweep_seconds is not None else settings.signal_sweep_seconds
 
     async def deliver_pending(self) -> int:
@@ -133,7 +139,7 @@ class SignalRelay:
 
     def _pending(self, limit: int) -> list[PendingSignal]:
         stmt = (select(WorkflowSignal.id, WorkflowSignal.workflow_id, WorkflowSignal.signal, WorkflowSignal.payload,
-                       WorkflowSignal.task_queue, WorkflowSignal.kind)
+                       WorkflowSignal.task_queue, WorkflowSignal.start)
                 .where(WorkflowSignal.delivered_at.is_(None), WorkflowSignal.task_queue == self.task_queue)
                 .order_by(WorkflowSignal.id).limit(limit))
         with session_scope() as session:
@@ -171,29 +177,25 @@ class SignalRelay:
     async def _deliver_one(self, item: PendingSignal) -> bool:
         """True once delivered (or moot: the workflow is closed); False to try again later."""
         try:
-            await self.client.get_workflow_handle(item.workflow_id).signal(item.signal, item.payload,
-                                                                          rpc_timeout=RPC_TIMEOUT)
-            return True
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                log.warning("signals.delivery_failed", workflow_id=item.workflow_id, error=exc.message)
-                return False
-        except Exception as exc:  # noqa: BLE001 — e.g. no connection to Temporal at all: retried at the next sweep
-            log.warning("signals.delivery_failed", workflow_id=item.workflow_id, error=repr(exc))
-            return False
-        starter = self.starters.get(item.kind or "")
-        try:
-            if starter is None:
-                raise WorkflowAlreadyStartedError(item.workflow_id, "?")
-            await starter(self.client, item, self.mail_task_queue)
-            log.info("signals.started_with_signal", workflow_id=item.workflow_id, signal=item.signal)
+            if item.start is not None:
+                await start_workflow(self.client, StartSpec(**item.start), signal=item.signal, signal_arg=item.payload)
+            else:
+                assert item.signal is not None
+                await self.client.get_workflow_handle(item.workflow_id).signal(item.signal, item.payload,
+                                                                              rpc_timeout=RPC_TIMEOUT)
             return True
         except WorkflowAlreadyStartedError:
-            log.warning("signals.dropped_workflow_closed", workflow_id=item.workflow_id, signal=item.signal,
-                        payload=item.payload)
+            if item.signal:  # started and closed already: nothing left to tell it
+                log.warning("signals.dropped_workflow_closed", workflow_id=item.workflow_id, signal=item.signal)
             return True
-        except Exception as exc:  # noqa: BLE001 — Temporal or the database unreachable: retried at the next sweep
-            log.warning("signals.start_failed", workflow_id=item.workflow_id, error=repr(exc))
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                log.warning("signals.dropped_workflow_not_found", workflow_id=item.workflow_id, signal=item.signal)
+                return True
+            log.warning("signals.delivery_failed", workflow_id=item.workflow_id, error=exc.message)
+            return False
+        except Exception as exc:  # noqa: BLE001 — e.g. no connection to Temporal at all: retried at the next sweep
+            log.warning("signals.delivery_failed", workflow_id=item.workflow_id, error=repr(exc))
             return False
 
 

@@ -4,14 +4,22 @@ SQL visibility allows at most 10 Keyword attributes in total, so every domain sh
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from pydantic_core import to_jsonable_python
 from temporalio import activity
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
@@ -37,6 +45,40 @@ def search_attributes(**values: str | None) -> TypedSearchAttributes:
     by_name = {key.name: key for key in SEARCH_ATTRIBUTES}
     pairs = [SearchAttributePair(by_name[name], value) for name, value in values.items() if value is not None]
     return TypedSearchAttributes(pairs)
+
+
+@dataclass(frozen=True)
+class StartSpec:
+    """How to start one workflow, JSON-safe so that it can wait in the database (`core.signals`) before it is used.
+
+    Every start in the project goes through `start_workflow` below with one of these: deterministic id, a finished
+    workflow stays finished (REJECT_DUPLICATE), a running one is found instead of started twice (USE_EXISTING)."""
+
+    workflow_id: str
+    workflow: str  # the workflow type's name
+    input: Any  # JSON-safe (pydantic's `to_jsonable_python`): the worker decodes it into the run method's type
+    task_queue: str
+    summary: str  # shown in the Temporal Web UI's list
+    search: dict[str, str] = field(default_factory=dict)  # search attribute name → value (`search_attributes`)
+
+
+def start_spec(workflow_id: str, workflow: str, arg: object, *, task_queue: str, summary: str,
+               **search: str | None) -> StartSpec:
+    """`start_spec("campaign-4", "EmailCampaignWorkflow", inp, task_queue=..., summary=..., RelaisCampaign="4")`."""
+    return StartSpec(workflow_id, workflow, to_jsonable_python(arg), task_queue, summary[:400],
+                     {name: value for name, value in search.items() if value is not None})
+
+
+async def start_workflow(client: Client, spec: StartSpec, *, signal: str | None = None, signal_arg: Any = None) -> None:
+    """Start the workflow of `spec` unless it exists; with `signal`, signal-with-start (a running one gets the signal).
+    Raises WorkflowAlreadyStartedError when the workflow has already run and closed."""
+    extra: dict[str, Any] = {"start_signal": signal, "start_signal_args": [signal_arg]} if signal else {}
+    await client.start_workflow(
+        spec.workflow, spec.input, id=spec.workflow_id, task_queue=spec.task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=search_attributes(**spec.search), static_summary=spec.summary, **extra,
+    )
 
 
 async def connect(settings: Settings | None = None) -> Client:

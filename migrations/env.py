@@ -4,9 +4,10 @@ from alembic import context
 from sqlalchemy import text
 
 from core.db import Base, get_engine
-from core.registry import import_all_models
+from core.demo import import_models
+from wiring import SERVICES
 
-import_all_models()
+import_models(SERVICES)
 SCHEMAS = sorted({t.schema for t in Base.metadata.tables.values() if t.schema})
 
 

@@ -4,8 +4,8 @@ import httpx
 from sqlalchemy import func, select
 
 from core.db import session_scope
-from core.demo import API_KEYS
 from core.models import Organisation, User
+from services.campaigns.demo_accounts import API_KEYS
 from services.campaigns.models import Driver, TestMail
 from tests.support.web import csrf_from, login, text
 

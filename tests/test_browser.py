@@ -9,6 +9,7 @@ from core.db import session_scope
 from services.campaigns.models import Driver
 from tests.support.browser import ARTIFACTS, browser_page
 from tests.support.smtp import SmtpSink
+from tests.support.waiting import result_of
 
 pytestmark = pytest.mark.browser
 
@@ -130,7 +131,7 @@ async def test_suivi_validate_and_cancel_with_their_confirmations(  # type: igno
     await page.click("button:has-text('Lancer la campagne')")
     await page.wait_for_selector("text=réussi")
     campaign_id = int(page.url.rstrip("/").split("/")[-1])
-    await dev_worker.get_workflow_handle(f"campaign-{campaign_id}").result()  # the launcher has started them all
+    await result_of(dev_worker, f"campaign-{campaign_id}")  # the launcher has started them all
 
     await page.click("nav.subnav >> text=Workflows utilisateurs")
     rows = page.locator("tbody tr")

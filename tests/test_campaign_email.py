@@ -11,8 +11,8 @@ from core.db import session_scope
 from services.campaigns.models import Campaign, Driver
 from tests.support.factories import TestOrg, make_org
 from tests.support.smtp import SmtpSink, body_html, body_text
+from tests.support.waiting import result_of
 from tests.support.web import csrf_from, login, text
-from workflows.campaign_email import EmailCampaignWorkflow
 
 BODY = "Bonjour {{prenom}} {{nom}},\n\nVotre véhicule : {{vehicule_actuel}}.\n\n{{lien_connexion}}\n\nMerci."
 
@@ -43,7 +43,7 @@ async def test_campaign_of_fifty_drivers_sends_once_and_lists_successes_and_erro
     assert "Lancement de la campagne : « Relevé KM novembre » réussi" in text(await http.get(first.headers["location"]))
     await http.post(f"/campagnes/{campaign_id}/lancer", data={"csrf_token": token})  # a later relaunch
     assert second.status_code == 303
-    total = await dev_worker.get_workflow_handle_for(EmailCampaignWorkflow.run, f"campaign-{campaign_id}").result()
+    total = await result_of(dev_worker, f"campaign-{campaign_id}")
     assert total == 50
 
     assert len(sink.messages) == 45
@@ -95,7 +95,7 @@ async def test_a_refusing_smtp_server_puts_its_reply_in_the_error_list(
     sink.scripted_replies.append("550 5.1.1 Destinataire inconnu")
     token = csrf_from((await http.get(f"/campagnes/{campaign_id}")).text)
     await http.post(f"/campagnes/{campaign_id}/lancer", data={"csrf_token": token})
-    await dev_worker.get_workflow_handle_for(EmailCampaignWorkflow.run, f"campaign-{campaign_id}").result()
+    await result_of(dev_worker, f"campaign-{campaign_id}")
     assert len(sink.messages) == 2
     errors = text(await http.get(f"/campagnes/{campaign_id}/erreurs"))
     assert "Erreur d'envoi" in errors and "Refusé par le serveur de messagerie : 550" in errors

@@ -12,9 +12,8 @@ from core.models import OutboxMessage
 from services.campaigns.models import DistributionList, Driver, FollowUp, MailTemplate, Vehicle, WorkflowDefinition
 from tests.support.factories import make_org
 from tests.support.smtp import SmtpSink, body_text
-from tests.support.waiting import wait_until
+from tests.support.waiting import result_of, wait_until
 from tests.support.web import csrf_from, login, text
-from workflows.campaign_workflow import WorkflowCampaignLauncher
 from workflows.driver import DriverWorkflow
 
 
@@ -54,7 +53,7 @@ async def test_workflow_campaign_for_twenty_drivers(http: httpx.AsyncClient, dev
     assert created.status_code == 303, text(created)
     campaign_id = int(created.headers["location"].split("/")[2])
     await http.post(f"/campagnes/{campaign_id}/lancer", data={"csrf_token": token})
-    started = await dev_worker.get_workflow_handle_for(WorkflowCampaignLauncher.run, f"campaign-{campaign_id}").result()
+    started = await result_of(dev_worker, f"campaign-{campaign_id}")
     assert started == 18
     assert text(await http.get(f"/campagnes/{campaign_id}/envoyes")).count("Workflow lancé") == 18
     errors = text(await http.get(f"/campagnes/{campaign_id}/erreurs"))

@@ -251,8 +251,8 @@ def test_commands_point_at_existing_modules(services: dict[str, dict[str, Any]])
                 f"{name}: {source} defines no `{attribute}`"
             )
             modules.add(target)
-    assert modules == {"core.migrate", "core.worker"} | {f"services.{n}.app:app" for n in WEB_PORTS}
-    assert _command(services["worker"]) == ["python", "-m", "core.worker"]
+    assert modules == {"core.migrate", "wiring"} | {f"services.{n}.app:app" for n in WEB_PORTS}
+    assert _command(services["worker"]) == ["python", "-m", "wiring", "worker"]
     assert _command(services["migrate"]) == ["python", "-m", "core.migrate"]
     for name in WEB_PORTS:
         assert _command(services[name])[:2] == ["uvicorn", f"services.{name}.app:app"]

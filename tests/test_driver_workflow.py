@@ -1,5 +1,6 @@
 """The driver workflow on the time-skipping server: every ending, the mails on the right simulated days,
-manager actions refused once the workflow has ended, fine follow-ups."""
+manager actions refused once the workflow has ended, fine follow-ups. Answers and manager actions go the way the
+services send them: recorded in the read model with a queued signal, delivered by the relay (`core.signals`)."""
 
 from datetime import date, timedelta
 from decimal import Decimal
@@ -13,13 +14,14 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from core.db import session_scope
-from core.models import Organisation
-from core.settings import get_settings
+from core.settings import Settings, get_settings
+from core.signals import SignalRelay
 from services.campaigns.models import Driver, Fine, FollowUp, MailTemplate, Vehicle, WorkflowDefinition
 from services.campaigns.service import driverworkflows, fines
 from tests.support.factories import make_org
-from tests.support.smtp import SmtpSink, body_text
-from workflows.driver import DriverWorkflow, DriverWorkflowInput, StepSnapshot
+from tests.support.smtp import SmtpSink, body_text, free_port
+from workflows.data.drivers import DriverWorkflowInput, StepSnapshot
+from workflows.driver import DriverWorkflow
 
 STEPS = [
     StepSnapshot("mail", "Envoi mail", "utilisateur", "", "Relevé kilométrique",
@@ -51,6 +53,11 @@ async def _start(client: Client, mail_queue: str, queue: str, driver: Driver,
     return await client.start_workflow(DriverWorkflow.run, DriverWorkflowInput(workflow_id, driver.id, family, STEPS,
                                                                                mail_queue),
                                        id=workflow_id, task_queue=queue)
+
+
+def _settings(time_worker: tuple[Client, str, str]) -> Settings:
+    _client, queue, mail_queue = time_worker
+    return get_settings().model_copy(update={"task_queue": queue, "mail_task_queue": mail_queue})
 
 
 def _followup(workflow_id: str) -> FollowUp:
@@ -87,16 +94,21 @@ async def test_steps_run_out_terminé_with_the_relance_on_day_five(time_worker: 
 
 
 async def test_the_drivers_action_closes_it_validé(time_worker: tuple[Client, str, str],
-                                                   time_env: WorkflowEnvironment, sink: SmtpSink) -> None:
+                                                   time_env: WorkflowEnvironment, sink: SmtpSink,
+                                                   time_relay: SignalRelay) -> None:
     client, queue, mail_queue = time_worker
     driver = _driver()
     handle = await _start(client, mail_queue, queue, driver)
     workflow_id = handle.id
     await time_env.sleep(timedelta(days=2))
     with session_scope() as session:
-        ids = driverworkflows.running_workflow_ids(session, driver_id=driver.id, family="compteurs")
+        ids = driverworkflows.driver_answered(session, _settings(time_worker), driver_id=driver.id, family="compteurs")
     assert ids == [workflow_id]
-    await driverworkflows.signal_driver_done(client, ids, "compteurs")
+    assert _followup(workflow_id).status == "valide"  # what the suivi page shows, before Temporal knows
+    dead = await Client.connect(f"127.0.0.1:{free_port()}", lazy=True)  # Temporal unreachable: nothing listens
+    assert await SignalRelay(dead, get_settings(), task_queue=queue).deliver_pending() == 0
+    assert await handle.query(DriverWorkflow.current_step) == "Attente 5j"  # still waiting, the answer kept
+    assert await time_relay.deliver_pending() == 1  # Temporal is back
     assert await handle.result() == "valide"
     assert _followup(workflow_id).ended_reason == "Action réalisée par le conducteur"
     assert len(sink.messages) == 1  # no relance after the answer
@@ -106,20 +118,25 @@ async def test_the_drivers_action_closes_it_validé(time_worker: tuple[Client, s
                                                           ("annuler", "annule", "Annulé par Claire Dubois")])
 async def test_manager_actions_and_a_second_action_refused(time_worker: tuple[Client, str, str],
                                                            time_env: WorkflowEnvironment, sink: SmtpSink,
-                                                           action: str, status: str, reason: str) -> None:
+                                                           time_relay: SignalRelay, action: str, status: str,
+                                                           reason: str) -> None:
     client, queue, mail_queue = time_worker
     handle = await _start(client, mail_queue, queue, _driver())
     workflow_id = handle.id
     await time_env.sleep(timedelta(days=1))
-    answer = await driverworkflows.manager_action(client, workflow_id=workflow_id, action=action, by="Claire Dubois")
+    with session_scope() as session:
+        answer = driverworkflows.manager_action(session, _settings(time_worker), followup=_followup(workflow_id),
+                                                action=action, by="Claire Dubois")
     assert answer == {"valide": "Validé", "annule": "Annulé"}[status]
     row = _followup(workflow_id)
-    assert row.status == status and row.ended_reason == reason  # written before the update answered
-    assert await handle.result() == status
+    assert row.status == status and row.ended_reason == reason  # recorded at once
     for again in ("valider", "annuler"):
-        with pytest.raises(driverworkflows.ActionRefused):
-            await driverworkflows.manager_action(client, workflow_id=workflow_id, action=again, by="Marc")
+        with session_scope() as session, pytest.raises(driverworkflows.ActionRefused, match="déjà clôturé"):
+            driverworkflows.manager_action(session, _settings(time_worker), followup=row, action=again, by="Marc")
+    assert await time_relay.deliver_pending() == 1  # one signal: the refused actions queued nothing
+    assert await handle.result() == status
     assert _followup(workflow_id).status == status and _followup(workflow_id).ended_reason == reason
+    assert len(sink.messages) == 1  # no relance after the closing
 
 
 def _contraventions(org_id: int, driver: Driver) -> tuple[Fine, WorkflowDefinition]:
@@ -136,7 +153,7 @@ def _contraventions(org_id: int, driver: Driver) -> tuple[Fine, WorkflowDefiniti
         vehicle = session.scalars(select(Vehicle).where(Vehicle.driver_id == driver.id)).one()
         fine = Fine(organisation_id=org_id, numero=f"FPS-{uuid4().hex[:6]}", date_infraction=date(2026, 11, 2),
                     immatriculation=vehicle.immatriculation, vehicle_id=vehicle.id, driver_id=driver.id,
-                    source="Ajout manuel", montant=Decimal("35.00"))
+                    type_amende="FPS", source="Ajout manuel", montant=Decimal("35.00"))
         session.add_all([definition, fine])
         session.flush()
         session.expunge_all()
@@ -144,23 +161,25 @@ def _contraventions(org_id: int, driver: Driver) -> tuple[Fine, WorkflowDefiniti
 
 
 async def test_a_paid_fine_closes_its_follow_up_validé(time_worker: tuple[Client, str, str],
-                                                       time_env: WorkflowEnvironment, sink: SmtpSink) -> None:
+                                                       time_env: WorkflowEnvironment, sink: SmtpSink,
+                                                       time_relay: SignalRelay) -> None:
     client, queue, mail_queue = time_worker
     driver = _driver()
     fine, definition = _contraventions(driver.organisation_id, driver)
-    settings = get_settings().model_copy(update={"task_queue": queue, "mail_task_queue": mail_queue})
+    settings = _settings(time_worker)
     with session_scope() as session:
         db_fine = session.get(Fine, fine.id)
         assert db_fine is not None and fines.followup_definition(session, db_fine) is not None
-        definition = session.get(WorkflowDefinition, definition.id)  # type: ignore[assignment]
-        steps = driverworkflows.snapshot_steps(session, definition)
-        organisation = session.get(Organisation, driver.organisation_id)
-        driverworkflows.add_read_model(session, organisation_id=driver.organisation_id, workflow_id=f"fine-{fine.id}",
-                                       driver=driver, definition=definition, fine=db_fine)
-        db_fine.status, db_fine.workflow_id = "en_cours", f"fine-{fine.id}"
-        session.commit()
-        await driverworkflows.start_fine_workflow(client, settings=settings, steps=steps, fine=db_fine, driver=driver,
-                                                  definition=definition, organisation=organisation)  # type: ignore[arg-type]
+        db_definition = session.get(WorkflowDefinition, definition.id)
+        db_driver = session.get(Driver, driver.id)
+        assert db_definition is not None and db_driver is not None
+        driverworkflows.queue_fine_followup(session, settings, fine=db_fine, driver=db_driver,
+                                            definition=db_definition)
+    dead = await Client.connect(f"127.0.0.1:{free_port()}", lazy=True)  # Temporal unreachable when it is recorded
+    assert await SignalRelay(dead, get_settings(), task_queue=queue).deliver_pending() == 0
+    with session_scope() as session:
+        assert session.get(Fine, fine.id).status == "en_cours"  # type: ignore[union-attr]
+    assert await time_relay.deliver_pending() == 1  # back: the start goes through
     await time_env.sleep(timedelta(days=1))
     [mail] = sink.messages
     assert mail["Subject"] == f"Amende {fine.numero}"
@@ -173,9 +192,9 @@ async def test_a_paid_fine_closes_its_follow_up_validé(time_worker: tuple[Clien
         assert refused and "PDF, un JPEG ou un PNG" in refused
         assert fines.declare_payment(session, fine=db_fine, paid_on=date(2026, 11, 20), filename="preuve.pdf",
                                      data=b"%PDF-1.7\n...") is None
-        ids = driverworkflows.running_workflow_ids(session, driver_id=driver.id, family="contraventions",
-                                                   fine_id=fine.id)
-    await driverworkflows.signal_driver_done(client, ids, "contraventions")
+        assert driverworkflows.driver_answered(session, settings, driver_id=driver.id, family="contraventions",
+                                               fine_id=fine.id) == [f"fine-{fine.id}"]
+    assert await time_relay.deliver_pending() == 1
     assert await client.get_workflow_handle(f"fine-{fine.id}").result() == "valide"
     with session_scope() as session:
         db_fine = session.get(Fine, fine.id)

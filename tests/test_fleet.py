@@ -22,6 +22,7 @@ from services.campaigns.models import Driver, Vehicle
 from services.campaigns.service.fleet import DRIVER_HEADERS, VEHICLE_HEADERS
 from tests.support.factories import make_org
 from tests.support.web import csrf_from, login, text
+from wiring import SERVICES
 
 MANAGER, VIEWER = "gestionnaire@garonne.example", "lecture@garonne.example"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -118,7 +119,7 @@ def test_demo_fleet_is_spread_and_idempotent() -> None:
         session.execute(update(Driver).where(Driver.matricule == "GAR00003")
                         .values(adresse=None, departement=None, code_groupe=None))
     before = (count(Driver, org_id or 0), count(Vehicle, org_id or 0))
-    load_demo()
+    load_demo(SERVICES)
     assert (count(Driver, org_id or 0), count(Vehicle, org_id or 0)) == before
     refreshed = demo("GAR00003")
     assert refreshed.adresse and refreshed.code_groupe

@@ -11,8 +11,8 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from core.devstack.postgres import start_embedded
-from core.registry import SERVICES
 from tests.conftest import clear_caches
+from wiring import SERVICES
 
 
 def _client(name: str) -> httpx.AsyncClient:
@@ -20,7 +20,7 @@ def _client(name: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", [spec.name for spec in SERVICES])
 async def test_every_service_is_alive_ready_and_asks_for_login(name: str, dev_env: WorkflowEnvironment) -> None:
     async with _client(name) as client:
         alive = await client.get("/healthz", headers={"X-Request-ID": "req-from-proxy"})

@@ -13,6 +13,7 @@ from services.removals.service.process import request_workflow_id
 from tests.support.browser import ARTIFACTS, browser_page
 from tests.support.removals import PASSWORD, line, make_deposer, make_requester, xlsx
 from tests.support.smtp import SmtpSink
+from tests.support.waiting import result_of
 
 pytestmark = pytest.mark.browser
 
@@ -55,7 +56,7 @@ async def test_upload_recap_confirm_then_the_deposer_accepts(page, tmp_path: Pat
     with session_scope() as session:
         request_id = session.scalar(select(RemovalRequest.id).where(RemovalRequest.organisation_id == requester.id,
                                                                     RemovalRequest.number == number))
-    assert await dev_worker.get_workflow_handle(request_workflow_id(request_id or 0)).result() == 2
+    assert await result_of(dev_worker, request_workflow_id(request_id or 0)) == 2
     await page.click("button:has-text('Se déconnecter')")
 
     await _login(page, deposer.email)

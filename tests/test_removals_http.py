@@ -30,6 +30,7 @@ from tests.support.removals import (
     xlsx,
 )
 from tests.support.smtp import SmtpSink, body_text
+from tests.support.waiting import result_of
 from tests.support.web import csrf_from, login, text
 
 
@@ -70,7 +71,7 @@ async def _confirmed_request(http: httpx.AsyncClient, dev_worker: Client, reques
     with session_scope() as session:
         request_id = session.scalar(select(Mandate.request_id).where(Mandate.vin == rows[0][0]))
         assert session.scalar(select(Mandate.id).where(Mandate.vin == rows[0][0]).limit(2).offset(1)) is None
-    assert await dev_worker.get_workflow_handle(request_workflow_id(request_id or 0)).result() == len(rows)
+    assert await result_of(dev_worker, request_workflow_id(request_id or 0)) == len(rows)
     return number
 
 

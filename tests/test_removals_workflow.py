@@ -21,6 +21,7 @@ from core.signals import SignalRelay
 from services.removals.models import Mandate, TrackedVehicle
 from services.removals.service import process
 from services.removals.service.process import PARIS, TransitionRefused
+from services.removals.service.rules import STATUS_LABELS, MandateAction
 from tests.support.removals import (
     Deposer,
     Requester,
@@ -33,7 +34,8 @@ from tests.support.removals import (
     subject,
 )
 from tests.support.smtp import SmtpSink, body_text, free_port
-from workflows.removal import STATUS_LABELS, MandateAction, RemovalRequestWorkflow, RemovalWorkflow, RequestInput
+from workflows.data.removals import RequestInput
+from workflows.removal import RemovalRequestWorkflow, RemovalWorkflow
 
 
 @pytest.fixture
@@ -273,7 +275,7 @@ async def test_temporal_unreachable_delays_the_signal_and_loses_nothing(
     assert _status(vin) == "acceptee"  # what every screen shows, at once
 
     dead = await Client.connect(f"127.0.0.1:{free_port()}", lazy=True)  # nothing listens there
-    outage = SignalRelay(dead, get_settings(), starters={}, task_queue=queue, mail_task_queue=mail_queue)
+    outage = SignalRelay(dead, get_settings(), task_queue=queue)
     assert await outage.deliver_pending() == 0
     with session_scope() as session:
         pending = session.scalars(select(WorkflowSignal).where(

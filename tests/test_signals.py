@@ -9,14 +9,19 @@ from datetime import timedelta
 from uuid import uuid4
 
 from sqlalchemy import select, text, update
+from temporalio import workflow
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from core.db import session_scope, utcnow
 from core.models import WorkflowSignal
 from core.settings import get_settings
-from core.signals import SignalRelay, queue_signal, stop_relay
+from core.signals import SignalRelay, queue_signal, queue_start, stop_relay
+from core.temporal import start_spec
 from tests.support.factories import make_org
 from tests.support.removals import eventually
+from tests.support.smtp import free_port
 
 
 def _lock_holders(task_queue: str) -> int:
@@ -44,7 +49,7 @@ def _delivered(workflow_id: str) -> bool:
 
 async def test_one_relay_per_task_queue_and_another_takes_over(time_env: WorkflowEnvironment) -> None:
     queue, org = f"tq-{uuid4().hex[:8]}", make_org()
-    relays = [SignalRelay(time_env.client, get_settings(), starters={}, task_queue=queue, sweep_seconds=0.1)
+    relays = [SignalRelay(time_env.client, get_settings(), task_queue=queue, sweep_seconds=0.1)
               for _ in range(2)]
     tasks = [asyncio.create_task(relay.run()) for relay in relays]
     try:
@@ -70,8 +75,57 @@ def test_delivered_signals_are_purged_after_the_retention_and_pending_ones_never
         for workflow_id, age in ((old, days + 1), (recent, days - 1)):
             session.execute(update(WorkflowSignal).where(WorkflowSignal.workflow_id == workflow_id)
                             .values(delivered_at=utcnow() - timedelta(days=age)))
-    relay = SignalRelay(time_env.client, get_settings(), starters={}, task_queue=queue)
+    relay = SignalRelay(time_env.client, get_settings(), task_queue=queue)
     assert relay.purge_delivered() == 1
     with session_scope() as session:
         left = set(session.scalars(select(WorkflowSignal.workflow_id).where(WorkflowSignal.task_queue == queue)))
     assert left == {recent, pending}
+
+
+@workflow.defn(sandboxed=False)
+class Collects:
+    """Test-only: records the `poke` signals it gets, and ends on "fin"."""
+
+    def __init__(self) -> None:
+        self.pokes: list[str] = []
+
+    @workflow.run
+    async def run(self, prefix: str) -> list[str]:
+        await workflow.wait_condition(lambda: "fin" in self.pokes)
+        return [f"{prefix}{p}" for p in self.pokes]
+
+    @workflow.signal
+    def poke(self, value: str) -> None:
+        self.pokes.append(value)
+
+
+async def test_starts_and_signals_wait_for_temporal_then_arrive_once_and_in_order(
+        time_env: WorkflowEnvironment) -> None:
+    queue, org = f"tq-{uuid4().hex[:8]}", make_org()
+    workflow_id = f"collects-{uuid4().hex[:8]}"
+    spec = start_spec(workflow_id, "Collects", ">", task_queue=queue, summary="Test", RelaisDomain="tests")
+    with session_scope() as session:  # the request's transaction: a start, then what follows it
+        queue_start(session, organisation_id=org.id, spec=spec)
+        for value in ("a", "b"):
+            queue_signal(session, organisation_id=org.id, workflow_id=workflow_id, signal="poke", payload=value,
+                         task_queue=queue)
+    dead = await Client.connect(f"127.0.0.1:{free_port()}", lazy=True)  # Temporal unreachable
+    assert await SignalRelay(dead, get_settings(), task_queue=queue).deliver_pending() == 0
+    relay = SignalRelay(time_env.client, get_settings(), task_queue=queue)
+    async with Worker(time_env.client, task_queue=queue, workflows=[Collects]):
+        assert await relay.deliver_pending() == 3
+        with session_scope() as session:  # delivered again (a relay that died before marking): harmless
+            queue_start(session, organisation_id=org.id, spec=spec)
+            queue_signal(session, organisation_id=org.id, workflow_id=workflow_id, signal="poke", payload="fin",
+                         task_queue=queue, start=spec)
+        assert await relay.deliver_pending() == 2
+        handle = time_env.client.get_workflow_handle(workflow_id)
+        assert await handle.result() == [">a", ">b", ">fin"]
+        first_run = (await handle.describe()).run_id
+        with session_scope() as session:  # after it closed: a start starts nothing, a signal is dropped
+            queue_start(session, organisation_id=org.id, spec=spec)
+            queue_signal(session, organisation_id=org.id, workflow_id=workflow_id, signal="poke", payload="x",
+                         task_queue=queue, start=spec)
+        assert await relay.deliver_pending() == 2
+    described = await handle.describe()  # the latest run: still the first one, completed (a new one would wait)
+    assert described.run_id == first_run and described.status == WorkflowExecutionStatus.COMPLETED

@@ -11,8 +11,8 @@ from temporalio.client import Client
 from core.db import session_scope
 from services.campaigns.models import Driver, TestMail
 from tests.support.smtp import SmtpSink, body_html, body_text
+from tests.support.waiting import result_of
 from tests.support.web import csrf_from, login, text
-from workflows.testmail import TestMailWorkflow
 
 MANAGER = "gestionnaire@garonne.example"
 
@@ -46,8 +46,8 @@ async def test_manager_sends_a_test_mail_end_to_end(http: httpx.AsyncClient, dev
     workflow_id = re.search(r">(test-mail-\d+)</a>", detail.text)
     assert workflow_id, detail.text
     # Wait on the real workflow (no sleep): it ends once the mail is accepted by the SMTP sink.
-    result = await dev_worker.get_workflow_handle_for(TestMailWorkflow.run, workflow_id.group(1)).result()
-    assert result.status == "sent"
+    result = await result_of(dev_worker, workflow_id.group(1))
+    assert result["status"] == "sent"
 
     [mail] = sink.to(driver.email or "")
     assert mail["Subject"] == f"Votre relevé, {driver.prenom}"

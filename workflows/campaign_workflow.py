@@ -1,76 +1,64 @@
 """A campaign of type Workflow: freeze the recipients, then start one driver workflow each, page by page.
 
 No parent-child link: a parent can hold 2,000 pending children and driver workflows live for days;
-the paging activity starts them with deterministic ids, so a retried page starts nobody twice.
+the paging activity starts them with deterministic ids, so a retried page starts nobody twice. Each page's first
+mails go out in bulk, and "Workflow lancé" is recorded for a driver once the server accepted his first mail.
 """
 
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
-from workflows.common import MAIL_RETRY
+from workflows.common import DB_RETRY, DB_TIMEOUT, start_mail_batch
+from workflows.data.campaigns import WORKFLOW_CAMPAIGN, LaunchedPage, LaunchPage, RecordBatch, WorkflowCampaignInput
+from workflows.data.mail import BatchSendResult
 
 with workflow.unsafe.imports_passed_through():
-    from activities.mail_batch import BatchSendResult
+    from activities.campaign_email import CampaignEmailActivities
+    from activities.driver_workflows import DriverWorkflowActivities
     from core.temporal import SA_STATUS
 
-
-@dataclass
-class WorkflowCampaignInput:
-    campaign_id: int
-    task_queue: str
-    mail_task_queue: str
-    page_size: int = 500
+LAUNCH_TIMEOUT = timedelta(minutes=10)
+LAUNCH_HEARTBEAT = timedelta(minutes=1)
 
 
-@dataclass
-class LaunchPage:
-    campaign_id: int
-    after_id: int
-    limit: int
-    task_queue: str
-    mail_task_queue: str
-
-
-@dataclass
-class LaunchedPage:
-    last_id: int = 0
-    count: int = 0
-    started: int = 0
-    outbox_ids: list[int] = field(default_factory=list)  # the first mails, sent in bulk by the launcher
-
-
-STEP = {"start_to_close_timeout": timedelta(minutes=10), "heartbeat_timeout": timedelta(minutes=1),
-        "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1))}
-
-
-@workflow.defn
+@workflow.defn(name=WORKFLOW_CAMPAIGN)
 class WorkflowCampaignLauncher:
     @workflow.run
     async def run(self, inp: WorkflowCampaignInput) -> int:
-        await workflow.execute_activity("freeze_campaign_recipients", inp.campaign_id, result_type=int,
-                                        **STEP)  # type: ignore[call-overload]
-        after, started, sending = 0, 0, None
+        await workflow.execute_activity_method(
+            CampaignEmailActivities.freeze_campaign_recipients, inp.campaign_id, start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY)
+        after, started = 0, 0
+        sending: tuple[LaunchedPage, workflow.ActivityHandle[BatchSendResult] | None] | None = None
         while True:
-            page: LaunchedPage = await workflow.execute_activity(
-                "launch_driver_workflows",
+            page = await workflow.execute_activity_method(
+                DriverWorkflowActivities.launch_driver_workflows,
                 LaunchPage(inp.campaign_id, after, inp.page_size, inp.task_queue, inp.mail_task_queue),
-                result_type=LaunchedPage, **STEP)  # type: ignore[call-overload]
+                start_to_close_timeout=LAUNCH_TIMEOUT, heartbeat_timeout=LAUNCH_HEARTBEAT, retry_policy=DB_RETRY)
             started += page.started
             if sending is not None:
-                await sending  # one batch of first mails in flight while the next page starts
-            sending = workflow.start_activity(
-                "send_mail_batch", page.outbox_ids, task_queue=inp.mail_task_queue, result_type=BatchSendResult,
-                start_to_close_timeout=timedelta(minutes=30), heartbeat_timeout=timedelta(minutes=2),
-                schedule_to_close_timeout=timedelta(days=2), retry_policy=MAIL_RETRY,
-            ) if page.outbox_ids else None
+                await self._record(inp, *sending)  # one batch of first mails in flight while the next page starts
+                sending = None
+            if page.count:
+                sending = page, start_mail_batch(page.outbox_ids, inp.mail_task_queue) if page.outbox_ids else None
             if page.count < inp.page_size:
                 break
             after = page.last_id
         if sending is not None:
-            await sending
-        await workflow.execute_activity("finish_campaign", inp.campaign_id, **STEP)  # type: ignore[call-overload]
-        workflow.upsert_search_attributes([SA_STATUS.value_set("ENVOYE")])
+            await self._record(inp, *sending)
+        finished = await workflow.execute_activity_method(
+            CampaignEmailActivities.finish_campaign, inp.campaign_id, start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY)
+        workflow.upsert_search_attributes([SA_STATUS.value_set(finished.status_label)])
         return started
+
+    async def _record(self, inp: WorkflowCampaignInput, page: LaunchedPage,
+                      sending: "workflow.ActivityHandle[BatchSendResult] | None") -> None:
+        """Once the page's first mails are sent: "Workflow lancé" for the accepted ones, the error list for the
+        refused ones."""
+        if sending is not None:
+            await sending
+        await workflow.execute_activity_method(
+            DriverWorkflowActivities.record_launched_page, RecordBatch(inp.campaign_id, page.first_id, page.last_id),
+            start_to_close_timeout=DB_TIMEOUT, retry_policy=DB_RETRY)

@@ -2,114 +2,44 @@
 
 A mandate is Prévenu once its deposer got the request's mail; then Acceptée, Refusée (with a reason),
 Effectuée ("Signaler la dépose") or Annulée (by the requester). Every channel decides a transition against the
-read model under a row lock and records it in one transaction (`services.removals.service.process`, the rules are
-`TRANSITIONS` below), so an invalid one is refused at once and changes nothing; the workflow is then told by the
-`recorded` signal, writes and sends the mails of the change, and runs what follows ("dépose informatique").
-Timers: a reminder to the deposer while still Prévenu, an alert to the requester if not Effectuée by the desired
-date.
+read model under a row lock and records it in one transaction (`services.removals.service.process`, with the
+rules of `services.removals.service.rules`), so an invalid one is refused at once and changes nothing; the
+workflow is then told by the `recorded` signal, writes and sends the mails of the change, and runs what follows
+("dépose informatique"). Timers: a reminder to the deposer while still Prévenu, an alert to the requester if not
+Effectuée by the desired date.
 """
 
 import asyncio
 import contextlib
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-from workflows.common import send_mail
+from workflows.common import DB_RETRY, send_mail
+from workflows.data.removals import (
+    RECORDED,
+    REMOVAL_MANDATE,
+    REMOVAL_REQUEST,
+    STATUS_RANK,
+    TERMINAL,
+    Recorded,
+    RemovalInput,
+    RequestInput,
+    StartPage,
+    StatusMails,
+)
 
 with workflow.unsafe.imports_passed_through():
+    from activities.removals import RemovalActivities
     from core.temporal import SA_STATUS
 
-STATUS_LABELS = {"nouvelle": "Nouvelle", "prevenu": "Prévenu", "acceptee": "Acceptée", "refusee": "Refusée",
-                 "effectuee": "Effectuée", "annulee": "Annulée"}
-TERMINAL = frozenset({"refusee", "effectuee", "annulee"})
-# Statuses only move forward: a late or repeated signal never takes a mandate back.
-STATUS_RANK = {"nouvelle": 0, "prevenu": 1, "acceptee": 2, "refusee": 3, "effectuee": 3, "annulee": 3}
-# action → (statuses it may start from, status it leads to): the one rule set for links, extranet, API and UI.
-TRANSITIONS = {
-    "accept": (frozenset({"prevenu"}), "acceptee"),
-    "refuse": (frozenset({"prevenu", "acceptee"}), "refusee"),
-    "confirm": (frozenset({"prevenu", "acceptee"}), "effectuee"),
-    "cancel": (frozenset({"prevenu", "acceptee"}), "annulee"),
-}
-ACTION_VERBS = {"accept": "acceptée", "refuse": "refusée", "confirm": "signalée comme effectuée",
-                "cancel": "annulée"}
-BOX_DIGITS = re.compile(r"\d{7}")
-DB_STEP = {"start_to_close_timeout": timedelta(minutes=2),
-           "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))}
-LOCAL_STEP = {"start_to_close_timeout": timedelta(seconds=30),
-              "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=200),
-                                          maximum_interval=timedelta(seconds=30))}
+DB_TIMEOUT = timedelta(minutes=2)
+LOCAL_TIMEOUT = timedelta(seconds=30)
+LOCAL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=30))
 MAIL_HEAD_START = timedelta(seconds=30)
 START_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1))
-
-
-def allowed_actions(status: str) -> list[str]:
-    return [action for action, (sources, _) in TRANSITIONS.items() if status in sources]
-
-
-def refusal(action: str, status: str) -> str | None:
-    """Why `action` is impossible from `status` (French, for the person who tried), or None."""
-    if status in TRANSITIONS[action][0]:
-        return None
-    if status == "nouvelle":
-        return ("Action refusée : la demande de dépose n'a pas encore été transmise au mandataire "
-                "(statut « Nouvelle »).")
-    if status == TRANSITIONS[action][1]:
-        return f"Action refusée : cette demande de dépose est déjà « {STATUS_LABELS[status]} »."
-    return (f"Action refusée : la demande de dépose est « {STATUS_LABELS[status]} », elle ne peut plus être "
-            f"{ACTION_VERBS[action]}.")
-
-
-@dataclass
-class MandateAction:
-    """Who acts and, for a refusal or a removal, the form's fields."""
-
-    by: str
-    reason: str = ""
-    removal_date: datetime | None = None
-    box_digits: str = ""
-    technician: str = ""
-
-
-def form_problem(action: str, payload: MandateAction, now: datetime) -> str | None:
-    """The first missing or wrong field of a refusal or a removal report, or None."""
-    if action == "refuse" and not payload.reason.strip():
-        return "Le motif du refus est obligatoire."
-    if action == "confirm":
-        if payload.removal_date is None:
-            return "La date de dépose est obligatoire."
-        if payload.removal_date.tzinfo is None or payload.removal_date > now + timedelta(minutes=10):
-            return "La date de dépose ne peut pas être dans le futur."
-        if not BOX_DIGITS.fullmatch(payload.box_digits.strip()):
-            return "Indiquez les 7 derniers chiffres du numéro de boîtier (7 chiffres)."
-        if not payload.technician.strip():
-            return "Le nom du technicien est obligatoire."
-    return None
-
-
-@dataclass
-class RemovalInput:
-    mandate_id: int
-    reminder_days: int  # remind the deposer if still Prévenu this many days after the start
-    alert_at: datetime  # the end of the desired date: alert the requester if not Effectuée by then
-    mail_task_queue: str
-
-
-@dataclass
-class Recorded:
-    """Signal `recorded`: a channel wrote this status in the read model (`process.record_action`)."""
-
-    status: str
-
-
-@dataclass
-class StatusMails:
-    mandate_id: int
-    status: str
 
 
 @dataclass
@@ -122,7 +52,7 @@ class _Timers:
 # Unsandboxed: thousands of these run per request, and the sandbox's per-run cost (a fresh import of this module on
 # every start and every cache miss) dominated the worker's CPU. This module stays pure: no I/O, no clock but
 # workflow.now(), activities imported by name only.
-@workflow.defn(sandboxed=False)
+@workflow.defn(name=REMOVAL_MANDATE, sandboxed=False)
 class RemovalWorkflow:
     """Id `removal-{request number}-vin-{VIN}`: a double start finds the running one."""
 
@@ -159,8 +89,9 @@ class RemovalWorkflow:
         await self._send_pending(inp)
         if self.status == "effectuee":
             # "Dépose informatique": close the subscription (idempotent), then tell the requester.
-            outbox_id = await workflow.execute_activity("close_removal_subscription", inp.mandate_id,
-                                                        result_type=int, **DB_STEP)  # type: ignore[call-overload]
+            outbox_id = await workflow.execute_activity_method(
+                RemovalActivities.close_removal_subscription, inp.mandate_id, start_to_close_timeout=DB_TIMEOUT,
+                retry_policy=DB_RETRY)
             await send_mail(outbox_id, inp.mail_task_queue)
         return self.status
 
@@ -168,9 +99,9 @@ class RemovalWorkflow:
         """The mails of the statuses recorded since the last look (written once each: outbox keys), then send."""
         while self.to_announce:
             status = self.to_announce.pop(0)
-            self.outbox.extend(await workflow.execute_local_activity(
-                "queue_removal_mails", StatusMails(inp.mandate_id, status), result_type=list[int],
-                **LOCAL_STEP))  # type: ignore[call-overload]
+            self.outbox.extend(await workflow.execute_local_activity_method(
+                RemovalActivities.queue_removal_mails, StatusMails(inp.mandate_id, status),
+                start_to_close_timeout=LOCAL_TIMEOUT, retry_policy=LOCAL_RETRY))
         while self.outbox:
             await send_mail(self.outbox.pop(0), inp.mail_task_queue)
 
@@ -179,60 +110,40 @@ class RemovalWorkflow:
         if not timers.reminded and now >= timers.reminder_at:
             timers.reminded = True
             if self.status == "prevenu":
-                self.outbox.append(await workflow.execute_activity(
-                    "remind_removal_deposer", inp.mandate_id, result_type=int, **DB_STEP))  # type: ignore[call-overload]
+                self.outbox.append(await workflow.execute_activity_method(
+                    RemovalActivities.remind_removal_deposer, inp.mandate_id, start_to_close_timeout=DB_TIMEOUT,
+                    retry_policy=DB_RETRY))
         if not timers.alerted and now >= inp.alert_at:
             timers.alerted = True
             if self.status not in TERMINAL:
-                self.outbox.append(await workflow.execute_activity(
-                    "alert_removal_overdue", inp.mandate_id, result_type=int, **DB_STEP))  # type: ignore[call-overload]
+                self.outbox.append(await workflow.execute_activity_method(
+                    RemovalActivities.alert_removal_overdue, inp.mandate_id, start_to_close_timeout=DB_TIMEOUT,
+                    retry_policy=DB_RETRY))
         self.outbox = [i for i in self.outbox if i]
 
-    @workflow.signal
+    @workflow.signal(name=RECORDED)
     def recorded(self, change: Recorded) -> None:
         """Idempotent and order-proof: a status never moves back, and each one is announced once."""
         if STATUS_RANK[change.status] > STATUS_RANK[self.status]:
             self.status = change.status
             self.to_announce.append(change.status)
-            workflow.upsert_search_attributes([SA_STATUS.value_set(STATUS_LABELS[change.status])])
+            if change.label:
+                workflow.upsert_search_attributes([SA_STATUS.value_set(change.label)])
 
     @workflow.query
     def current_status(self) -> str:
         return self.status
 
 
-@dataclass
-class RequestInput:
-    request_id: int
-    task_queue: str
-    mail_task_queue: str
-    page_size: int = 500
-
-
-@dataclass
-class StartPage:
-    request_id: int
-    task_queue: str
-    mail_task_queue: str
-    after_id: int
-    limit: int
-
-
-@dataclass
-class StartedPage:
-    last_id: int = 0
-    count: int = 0
-    started: list[str] = field(default_factory=list)
-
-
-@workflow.defn
+@workflow.defn(name=REMOVAL_REQUEST)
 class RemovalRequestWorkflow:
     """Id `removal-request-{request id}`: one grouped mail per deposer, then the vehicles' workflows."""
 
     @workflow.run
     async def run(self, inp: RequestInput) -> int:
-        outbox_ids = await workflow.execute_activity("notify_removal_deposers", inp.request_id,
-                                                     result_type=list[int], **DB_STEP)  # type: ignore[call-overload]
+        outbox_ids = await workflow.execute_activity_method(
+            RemovalActivities.notify_removal_deposers, inp.request_id, start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY)
         mails = asyncio.gather(*(send_mail(i, inp.mail_task_queue) for i in outbox_ids))
         # The deposers' mails first: thousands of starts would slow them down. A bounded head start, so that an
         # SMTP outage delays no mandate's timers (a click before its workflow exists starts it on demand).
@@ -240,10 +151,10 @@ class RemovalRequestWorkflow:
             await workflow.wait_condition(mails.done, timeout=MAIL_HEAD_START)
         total, after_id = 0, 0
         while True:
-            page = await workflow.execute_activity(
-                "start_removal_workflows",
+            page = await workflow.execute_activity_method(
+                RemovalActivities.start_removal_workflows,
                 StartPage(inp.request_id, inp.task_queue, inp.mail_task_queue, after_id, inp.page_size),
-                result_type=StartedPage, start_to_close_timeout=timedelta(minutes=10),
+                start_to_close_timeout=timedelta(minutes=10),
                 heartbeat_timeout=timedelta(minutes=1), retry_policy=START_RETRY)
             total += page.count
             if page.count < inp.page_size:

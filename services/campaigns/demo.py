@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from core.db import scoped
-from core.demo import _ascii
+from core.demo import ascii_address
 from services.campaigns.departements import departement_from_postal_code
 from services.campaigns.models import Driver, Vehicle
 
@@ -74,7 +74,7 @@ def _drivers(rng: random.Random, slug: str, organisation_id: int, count: int) ->
         rows.append({
             "organisation_id": organisation_id, "matricule": f"{slug[:3].upper()}{n:05d}",
             "civilite": "Mme" if prenom in FEMININE else "M.", "nom": nom, "prenom": prenom,
-            "email": _ascii(f"{prenom}.{nom}.{n}@{slug}.example") if n % 12 != 0 else None,  # some have none
+            "email": ascii_address(f"{prenom}.{nom}.{n}@{slug}.example") if n % 12 != 0 else None,  # some have none
             "adresse": f"{rng.randint(1, 120)} {rng.choice(STREETS)}", "code_postal": cp, "ville": ville,
             "departement": departement_from_postal_code(cp), "code_groupe": rng.choice(GROUPES),
             "code_societe": rng.choice(SOCIETES), "code_imputation": rng.choice([*IMPUTATIONS, None]),

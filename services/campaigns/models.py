@@ -217,6 +217,8 @@ class FollowUp(OrgScoped, Base):
     step_label: Mapped[str | None] = mapped_column(String(200))
     step_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     next_step_label: Mapped[str | None] = mapped_column(String(200))
+    # What went wrong with the current step (a Mail step whose recipient has no address), shown on the suivi page.
+    step_note: Mapped[str | None] = mapped_column(String(300))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     ended_reason: Mapped[str | None] = mapped_column(String(300))

@@ -18,7 +18,7 @@ from core.ui import paginate
 from services.removals.schemas import ConfirmIn, MandateOut, RefuseIn, TransitionOut
 from services.removals.service import listings, process, queries
 from services.removals.service.queries import MandateRow
-from workflows.removal import STATUS_LABELS, TRANSITIONS, MandateAction, form_problem
+from services.removals.service.rules import STATUS_LABELS, TRANSITIONS, MandateAction, form_problem
 
 router = APIRouter(prefix="/api/v1", tags=["déposes"])
 ERRORS: dict[int | str, dict[str, Any]] = {

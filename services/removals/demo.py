@@ -1,18 +1,14 @@
 """Removals demo data: two requesters with equipped vehicles, five deposers (the seed's distributor codes),
 their users (password "relais-demo") and a partner API key for TRAMOSA. Idempotent, the same on every machine."""
 
-import hashlib
 import random
 
-from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from core.models import ApiKey, Organisation, User
-from core.security import hash_password
+from core.demo import upsert_api_keys, upsert_organisations, upsert_users
 from services.removals.models import Account, TrackedVehicle
 
-PASSWORD = "relais-demo"
 # slug, name, kind, distributor code, notification e-mail (deposers), vehicles (requesters)
 ORGANISATIONS = [
     ("locaflotte", "LocaFlotte SAS", "tracker", "JJ019", None, 200),
@@ -46,26 +42,12 @@ def demo_vin(rng: random.Random, marque: str) -> str:
 
 
 def load_removals_demo(session: Session) -> None:
-    for slug, name, kind, *_ in ORGANISATIONS:
-        session.execute(insert(Organisation).values(slug=slug, name=name, kind=kind)
-                        .on_conflict_do_nothing(index_elements=["slug"]))
-    orgs = {slug: oid for slug, oid in session.execute(
-        select(Organisation.slug, Organisation.id).where(Organisation.slug.in_([o[0] for o in ORGANISATIONS])))}
+    orgs = upsert_organisations(session, [(slug, name, kind) for slug, name, kind, *_ in ORGANISATIONS])
     for slug, _name, _kind, code, email, _count in ORGANISATIONS:
         session.execute(insert(Account).values(organisation_id=orgs[slug], code=code, email=email, last_request_no=0)
                         .on_conflict_do_nothing())
-    existing = set(session.scalars(select(User.email).where(User.email.in_([u[0] for u in USERS]))))
-    password_hash = hash_password(PASSWORD) if len(existing) < len(USERS) else ""
-    for email, full_name, slug, role in USERS:
-        if email not in existing:
-            session.add(User(email=email, full_name=full_name, organisation_id=orgs[slug], role=role,
-                             password_hash=password_hash))
-    for slug, raw in API_KEYS.items():
-        prefix, secret = raw.split("_")[1], raw.split("_", 2)[2]
-        session.execute(insert(ApiKey).values(
-            organisation_id=orgs[slug], name="Clé de démonstration", prefix=prefix,
-            secret_hash=hashlib.sha256(secret.encode()).hexdigest(),
-        ).on_conflict_do_nothing(index_elements=["prefix"]))
+    upsert_users(session, orgs, USERS)
+    upsert_api_keys(session, orgs, API_KEYS)
     for slug, _name, _kind, _code, _email, count in ORGANISATIONS:
         rng = random.Random(f"removals-{slug}")
         rows = []

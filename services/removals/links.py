@@ -21,8 +21,8 @@ from core.settings import get_settings
 from core.ui import render_page
 from services.removals.service import process, queries
 from services.removals.service.queries import MandateRow
+from services.removals.service.rules import STATUS_LABELS, MandateAction, form_problem, refusal
 from services.removals.service.tokens import ACCEPT_ALL_PURPOSE, KINDS
-from workflows.removal import STATUS_LABELS, MandateAction, form_problem, refusal
 
 router = APIRouter(include_in_schema=False)
 

@@ -4,13 +4,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
-from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from core.db import get_scoped, scoped, utcnow
-from core.models import Organisation, User
-from core.settings import Settings
-from core.temporal import search_attributes
+from core.models import User
 from services.campaigns.models import (
     Campaign,
     CampaignRecipient,
@@ -19,8 +15,6 @@ from services.campaigns.models import (
     MailTemplate,
     WorkflowDefinition,
 )
-from workflows.campaign_email import EmailCampaignInput, EmailCampaignWorkflow
-from workflows.campaign_workflow import WorkflowCampaignInput, WorkflowCampaignLauncher
 
 STATUS_LABELS = {"pending": "EN ATTENTE", "sending": "EN COURS ENVOI", "sent": "ENVOYE"}
 KIND_LABELS = {"email": "Email", "workflow": "Workflow"}
@@ -152,37 +146,7 @@ def claim_launch(session: Session, *, campaign: Campaign, user: User) -> None:
     session.refresh(campaign)
 
 
-async def start_workflow(client: Client, *, settings: Settings, campaign: Campaign, organisation: Organisation) -> None:
-    """Start (or find) the campaign's workflow: its id is the campaign's, so a relaunch starts nothing new."""
-    options = dict(
-        id=f"campaign-{campaign.id}", task_queue=settings.task_queue,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        search_attributes=search_attributes(RelaisOrganisation=organisation.slug, RelaisDomain="campaigns",
-                                            RelaisCampaign=str(campaign.id), RelaisFamily=KIND_LABELS[campaign.kind],
-                                            RelaisStatus="EN COURS ENVOI"),
-        static_summary=f"Campagne {KIND_LABELS[campaign.kind]} « {campaign.name} » ({organisation.name})",
-    )
-    if campaign.kind == "workflow":
-        await client.start_workflow(  # type: ignore[call-overload]
-            WorkflowCampaignLauncher.run,
-            WorkflowCampaignInput(campaign.id, settings.task_queue, settings.mail_task_queue),
-            **options)
-    else:
-        await client.start_workflow(  # type: ignore[call-overload]
-            EmailCampaignWorkflow.run,
-            EmailCampaignInput(campaign.id, settings.mail_task_queue, settings.campaign_batch_size),
-            **options)
-
-
 def archive(session: Session, *, campaign: Campaign, user: User) -> None:
     if campaign.status == "sending":
         raise CampaignRefused("La campagne est en cours d'envoi : archivez-la une fois l'envoi terminé.")
     campaign.archived, campaign.updated_by_id, campaign.updated_at = True, user.id, utcnow()
-
-
-def release_launch(session: Session, *, campaign: Campaign) -> None:
-    """Undo a claim whose workflow could not be started, so the manager can launch again."""
-    session.execute(update(Campaign).where(Campaign.id == campaign.id, Campaign.status == "sending")
-                    .values(status="pending", launched_at=None, launched_by_id=None, workflow_id=None))
-    session.commit()

@@ -4,17 +4,16 @@ from dataclasses import dataclass
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
-from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from core.db import get_scoped, scoped
 from core.models import Organisation, OutboxMessage, User
 from core.settings import Settings
-from core.temporal import search_attributes
+from core.signals import queue_start
+from core.temporal import start_spec
 from core.ui import Page, paginate
 from services.campaigns.models import Driver, TestMail
 from services.campaigns.service.mailtemplates import check_text
-from workflows.testmail import TestMailInput, TestMailWorkflow
+from workflows.data.campaigns import TEST_MAIL, TestMailInput
 
 
 @dataclass
@@ -30,9 +29,10 @@ def drivers_for_select(session: Session, *, organisation_id: int) -> list[Driver
     return list(session.scalars(scoped(Driver, organisation_id).order_by(Driver.nom, Driver.prenom, Driver.id)))
 
 
-def create_test_mail(session: Session, *, user: User, driver_id: int | None, subject: str,
+def create_test_mail(session: Session, settings: Settings, *, user: User, driver_id: int | None, subject: str,
                      body: str) -> tuple[TestMail | None, dict[str, str]]:
-    """Validate the form and store the test mail; returns (row, {}) or (None, errors by field)."""
+    """Validate the form, store the test mail and queue its workflow's start (sent once this commits); returns
+    (row, {}) or (None, errors by field)."""
     errors: dict[str, str] = {}
     driver = get_scoped(session, Driver, driver_id, user.organisation_id) if driver_id else None
     if driver is None:
@@ -56,26 +56,14 @@ def create_test_mail(session: Session, *, user: User, driver_id: int | None, sub
     session.add(test_mail)
     session.flush()
     test_mail.workflow_id = f"test-mail-{test_mail.id}"
+    organisation = session.get(Organisation, user.organisation_id)
+    assert organisation is not None
+    queue_start(session, organisation_id=organisation.id, spec=start_spec(
+        test_mail.workflow_id, TEST_MAIL, TestMailInput(test_mail.id, settings.mail_task_queue),
+        task_queue=settings.task_queue, summary=f"Envoi de test à {driver.prenom} {driver.nom} ({driver.matricule})",
+        RelaisOrganisation=organisation.slug, RelaisDomain="campaigns", RelaisFamily="envoi-test",
+        RelaisPerson=driver.matricule, RelaisDocument=test_mail.workflow_id))
     return test_mail, {}
-
-
-async def start_test_mail(client: Client, *, settings: Settings, test_mail: TestMail, organisation: Organisation,
-                          driver: Driver) -> None:
-    """Start its workflow; the id comes from the row, so a second start is harmless."""
-    assert test_mail.workflow_id
-    await client.start_workflow(
-        TestMailWorkflow.run,
-        TestMailInput(test_mail_id=test_mail.id, mail_task_queue=settings.mail_task_queue),
-        id=test_mail.workflow_id,
-        task_queue=settings.task_queue,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        search_attributes=search_attributes(
-            RelaisOrganisation=organisation.slug, RelaisDomain="campaigns", RelaisFamily="envoi-test",
-            RelaisPerson=driver.matricule, RelaisDocument=test_mail.workflow_id,
-        ),
-        static_summary=f"Envoi de test à {driver.prenom} {driver.nom} ({driver.matricule})",
-    )
 
 
 def _rows(session: Session, stmt: Select[TestMail, Driver, OutboxMessage]) -> list[TestMailRow]:

@@ -1,22 +1,19 @@
 """Campagnes: table, create / edit, recipients, launch (once), live progress, result lists and exports."""
 
-from functools import partial
 from typing import Annotated
 
-from anyio import from_thread
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from core.auth import CurrentUser, DbSession, Manager
 from core.db import scoped
 from core.excel import write_xlsx
-from core.logging import log
-from core.models import Organisation, User
+from core.models import User
 from core.settings import get_settings
 from core.ui import author_names, flash, paginate, render_page
-from core.web import TemporalClient
 from services.campaigns.models import Campaign, WorkflowDefinition
 from services.campaigns.service import campaigns as service
+from services.campaigns.service import launch
 from services.campaigns.service.lists import list_lists, recipients_query
 from services.campaigns.service.mailtemplates import list_templates
 
@@ -143,26 +140,15 @@ def campaign_recipients(request: Request, campaign_id: int, user: CurrentUser, s
 
 
 @router.post("/{campaign_id}/lancer")
-def launch_campaign(request: Request, campaign_id: int, user: Manager, session: DbSession,
-                    client: TemporalClient) -> RedirectResponse:
+def launch_campaign(request: Request, campaign_id: int, user: Manager, session: DbSession) -> RedirectResponse:
     campaign = _campaign(session, user, campaign_id)
     try:
-        service.claim_launch(session, campaign=campaign, user=user)
+        launch.launch_campaign(session, get_settings(), campaign=campaign, user=user)
     except service.CampaignRefused as exc:
+        session.rollback()
         flash(request, str(exc), "error")
         return RedirectResponse(f"/campagnes/{campaign.id}", status_code=303)
-    session.commit()  # the workflow's activities read the claimed row
-    organisation = session.get(Organisation, user.organisation_id)
-    assert organisation is not None
-    try:
-        from_thread.run(partial(service.start_workflow, client, settings=get_settings(), campaign=campaign,
-                                organisation=organisation))
-    except Exception:
-        log.exception("campaign.start_failed", campaign_id=campaign.id)
-        service.release_launch(session, campaign=campaign)
-        flash(request, "Le lancement a échoué : le moteur de workflows est injoignable. Réessayez dans un instant.",
-              "error")
-        return RedirectResponse(f"/campagnes/{campaign.id}", status_code=303)
+    session.commit()
     flash(request, f"Lancement de la campagne : « {campaign.name} » réussi")
     return RedirectResponse(f"/campagnes/{campaign.id}", status_code=303)
 

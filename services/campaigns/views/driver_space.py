@@ -1,14 +1,12 @@
 """Espace Conducteur, reached through {{lien_connexion}} (no password: the signed, expiring link is the key).
 
-GET shows the driver's vehicle and what the workflows ask; each form's POST records the answer and
-signals the matching running workflows, which close as Validé.
+GET shows the driver's vehicle and what the workflows ask; each form's POST records the answer, closes the matching
+running follow-ups as Validé and queues their workflows' signals, in one transaction (`core.signals`).
 """
 
 from datetime import date
-from functools import partial
 from typing import Annotated
 
-from anyio import from_thread
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
@@ -18,12 +16,12 @@ from core.auth import DbSession
 from core.excel import parse_date
 from core.linkpages import LINK_HEADERS
 from core.links import LinkError, read_token
+from core.settings import get_settings
 from core.ui import render_page
-from core.web import TemporalClient
 from services.campaigns.departements import departement_from_postal_code
 from services.campaigns.links import SPACE_PATH, SPACE_PURPOSE
 from services.campaigns.models import Driver, Fine, FollowUp, Vehicle
-from services.campaigns.service.driverworkflows import running_workflow_ids, signal_driver_done
+from services.campaigns.service.driverworkflows import driver_answered
 from services.campaigns.service.fines import PROOF_MAX_BYTES, declare_payment, record_reading, unpaid_fines
 
 router = APIRouter(prefix=SPACE_PATH, include_in_schema=False)
@@ -66,12 +64,12 @@ def _page(request: Request, session: Session, token: str, *, status: int = 200, 
     return response
 
 
-def _done(request: Request, session: DbSession, client: TemporalClient, token: str, driver: Driver, family: str,
-          message: str, fine_id: int | None = None) -> HTMLResponse:
-    """Commit the answer, then tell the workflows waiting for it."""
-    workflow_ids = running_workflow_ids(session, driver_id=driver.id, family=family, fine_id=fine_id)
+def _done(request: Request, session: DbSession, token: str, driver: Driver, family: str, message: str,
+          fine_id: int | None = None) -> HTMLResponse:
+    """Record the answer, close the follow-ups waiting for it and queue their workflows' signals, in one
+    transaction: the driver's answer never waits for Temporal."""
+    driver_answered(session, get_settings(), driver_id=driver.id, family=family, fine_id=fine_id)
     session.commit()
-    from_thread.run(partial(signal_driver_done, client, workflow_ids, family))
     return _page(request, session, token, message=message)
 
 
@@ -81,7 +79,7 @@ def space(request: Request, token: str, session: DbSession) -> HTMLResponse:
 
 
 @router.post("/{token}/releve/{vehicle_id}", response_class=HTMLResponse)
-def odometer(request: Request, token: str, vehicle_id: int, session: DbSession, client: TemporalClient,
+def odometer(request: Request, token: str, vehicle_id: int, session: DbSession,
              km: Annotated[str, Form()] = "", releve_le: Annotated[str, Form()] = "") -> HTMLResponse:
     driver = _driver_or_404(session, token)
     vehicle = session.get(Vehicle, vehicle_id)
@@ -101,12 +99,12 @@ def odometer(request: Request, token: str, vehicle_id: int, session: DbSession, 
         errors[f"km-{vehicle.id}"] = problem
     if errors:
         return _page(request, session, token, status=422, errors=errors)
-    return _done(request, session, client, token, driver, "compteurs",
+    return _done(request, session, token, driver, "compteurs",
                  f"Merci, votre relevé de {value} km pour {vehicle.immatriculation} est enregistré.")
 
 
 @router.post("/{token}/informations", response_class=HTMLResponse)
-def informations(request: Request, token: str, session: DbSession, client: TemporalClient,
+def informations(request: Request, token: str, session: DbSession,
                  permis_numero: Annotated[str, Form()] = "", permis_date: Annotated[str, Form()] = "",
                  permis_categories: Annotated[list[str], Form()] = [],  # noqa: B006 (FastAPI copies defaults)
                  adresse: Annotated[str, Form()] = "", code_postal: Annotated[str, Form()] = "",
@@ -135,11 +133,11 @@ def informations(request: Request, token: str, session: DbSession, client: Tempo
     driver.permis_categories = ", ".join(c for c in LICENCE_CATEGORIES if c in permis_categories)
     driver.adresse, driver.code_postal, driver.ville = adresse.strip(), code_postal.strip(), ville.strip()
     driver.departement = departement
-    return _done(request, session, client, token, driver, "informations", "Merci, vos informations sont enregistrées.")
+    return _done(request, session, token, driver, "informations", "Merci, vos informations sont enregistrées.")
 
 
 @router.post("/{token}/amendes/{fine_id}", response_class=HTMLResponse)
-def fine_payment(request: Request, token: str, fine_id: int, session: DbSession, client: TemporalClient,
+def fine_payment(request: Request, token: str, fine_id: int, session: DbSession,
                  date_paiement: Annotated[str, Form()] = "",
                  justificatif: Annotated[UploadFile | None, File()] = None) -> HTMLResponse:
     driver = _driver_or_404(session, token)
@@ -154,7 +152,7 @@ def fine_payment(request: Request, token: str, fine_id: int, session: DbSession,
     filename = (justificatif.filename or "") if justificatif else ""
     if problem := declare_payment(session, fine=fine, paid_on=paid_on, filename=filename, data=data):
         return _page(request, session, token, status=422, errors={f"paiement-{fine.id}": problem})
-    return _done(request, session, client, token, driver, "contraventions",
+    return _done(request, session, token, driver, "contraventions",
                  f"Merci, le paiement de l'amende {fine.numero} est enregistré.", fine_id=fine.id)
 
 

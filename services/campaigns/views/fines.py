@@ -1,31 +1,27 @@
 """Onglet "Amendes" of a driver's and a vehicle's record: the table, "Saisir une amende", "Exporter" (XLSX).
 
-Recording a fine that is not from the ANTAI, when the organisation has an activated Contraventions workflow,
-starts its follow-up workflow at once (workflow id "fine-<id>"): mail with the driver-space link, relances.
+Recording an FPS fine not from the ANTAI, when the organisation has an activated Contraventions workflow, queues
+its follow-up workflow (id "fine-<id>", started through `core.signals`): mail with the driver-space link, relances.
 """
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Annotated
 
-from anyio import from_thread
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import Select, delete
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 from core.auth import CurrentUser, DbSession, Manager
 from core.db import scoped
 from core.excel import write_xlsx
-from core.logging import log
-from core.models import Organisation, User
+from core.models import User
 from core.settings import get_settings
 from core.ui import flash, paginate, render_page
-from core.web import TemporalClient
-from services.campaigns.models import Driver, Fine, FollowUp, Vehicle, WorkflowDefinition
+from services.campaigns.models import Driver, Fine, Vehicle, WorkflowDefinition
 from services.campaigns.service import fines as service
 from services.campaigns.service import fleet
-from services.campaigns.service.driverworkflows import add_read_model, snapshot_steps, start_fine_workflow
+from services.campaigns.service.driverworkflows import IncompleteDefinition, queue_fine_followup
 
 router = APIRouter()
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -128,17 +124,17 @@ def export_vehicle_fines(vehicle_id: int, user: CurrentUser, session: DbSession)
 
 
 @router.post("/utilisateurs/{driver_id}/amendes", response_class=HTMLResponse)
-def record_driver_fine(request: Request, driver_id: int, user: Manager, session: DbSession, client: TemporalClient,
+def record_driver_fine(request: Request, driver_id: int, user: Manager, session: DbSession,
                        numero: FormField = "", date_infraction: FormField = "", immatriculation: FormField = "",
                        classe: FormField = "", type_amende: FormField = "", paiement: FormField = "",
                        source: FormField = "Ajout manuel", montant: FormField = "") -> Response:
     record = _record(session, user, "utilisateurs", driver_id)
     form = service.FineForm(numero, date_infraction, immatriculation, classe, type_amende, paiement, source, montant)
-    return _submit(request, session, user, client, record, form)
+    return _submit(request, session, user, record, form)
 
 
 @router.post("/materiels/{vehicle_id}/amendes", response_class=HTMLResponse)
-def record_vehicle_fine(request: Request, vehicle_id: int, user: Manager, session: DbSession, client: TemporalClient,
+def record_vehicle_fine(request: Request, vehicle_id: int, user: Manager, session: DbSession,
                         numero: FormField = "", date_infraction: FormField = "", classe: FormField = "",
                         type_amende: FormField = "", paiement: FormField = "", source: FormField = "Ajout manuel",
                         montant: FormField = "") -> Response:
@@ -146,7 +142,7 @@ def record_vehicle_fine(request: Request, vehicle_id: int, user: Manager, sessio
     assert record.vehicle is not None  # the vehicle's tab records the vehicle's fines: its plate, not a posted one
     form = service.FineForm(numero, date_infraction, record.vehicle.immatriculation, classe, type_amende, paiement,
                             source, montant)
-    return _submit(request, session, user, client, record, form)
+    return _submit(request, session, user, record, form)
 
 
 # --- behind the routes ---
@@ -158,7 +154,7 @@ def _export(session: Session, user: User, record: Record) -> Response:
     return Response(data, media_type=XLSX, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
-def _submit(request: Request, session: Session, user: User, client: TemporalClient, record: Record,
+def _submit(request: Request, session: Session, user: User, record: Record,
             form: service.FineForm) -> Response:
     values, errors = service.validate_fine(session, organisation_id=user.organisation_id, form=form)
     if record.driver is not None and "immatriculation" not in errors and values.get("driver_id") != record.id:
@@ -167,47 +163,27 @@ def _submit(request: Request, session: Session, user: User, client: TemporalClie
         return _tab(request, session, user, record, form, errors, status=422)
     fine = service.create_fine(session, user=user, values=values)
     flash(request, f"L'amende N° {fine.numero} est enregistrée.")
-    _follow_up(request, session, user, client, fine)
+    _follow_up(request, session, user, fine)
     return RedirectResponse(record.path, status_code=303)
 
 
-def _follow_up(request: Request, session: Session, user: User, client: TemporalClient, fine: Fine) -> None:
-    """Start the fine's follow-up workflow when one applies (commits the fine in every case) and say so."""
+def _follow_up(request: Request, session: Session, user: User, fine: Fine) -> None:
+    """Queue the fine's follow-up workflow when one applies (commits the fine in every case) and say so."""
     definition = service.followup_definition(session, fine)
     driver = session.get(Driver, fine.driver_id) if definition is not None and fine.driver_id else None
     if definition is None or driver is None or not driver.email:
         session.commit()
-        if fine.source == "Antai":
-            flash(request, "Amende gérée par l'ANTAI : aucun workflow de suivi.")
-        elif fine.driver_id is None:
-            flash(request, "Matériel sans utilisateur : aucun workflow de suivi.")
+        if reason := service.no_followup_reason(fine):
+            flash(request, reason)
         elif driver is not None:
             flash(request, "Adresse mail manquante dans les infos du conducteur : aucun workflow de suivi.", "error")
         return
     try:
-        steps = snapshot_steps(session, definition)
-    except (KeyError, ValueError):  # a template of the definition was deleted meanwhile
+        with session.begin_nested():  # a follow-up that cannot start leaves the fine recorded, without it
+            queue_fine_followup(session, get_settings(), fine=fine, driver=driver, definition=definition)
+    except IncompleteDefinition as exc:
         session.commit()
-        flash(request, f"Le workflow « {definition.name} » est incomplet (modèle d'email introuvable) : "
-                       "aucun suivi lancé.", "error")
+        flash(request, f"{exc} Aucun suivi lancé.", "error")
         return
-    workflow_id = f"fine-{fine.id}"
-    fine.status, fine.workflow_id = "en_cours", workflow_id
-    add_read_model(session, organisation_id=fine.organisation_id, workflow_id=workflow_id, driver=driver,
-                   definition=definition, fine=fine)
-    session.commit()  # the workflow's activities read the fine and its read model
-    organisation = session.get(Organisation, user.organisation_id)
-    assert organisation is not None
-    try:
-        from_thread.run(partial(start_fine_workflow, client, settings=get_settings(), steps=steps, fine=fine,
-                                driver=driver, definition=definition, organisation=organisation))
-    except Exception:
-        # The fine stays recorded (a fact typed by hand); only its follow-up is missing, and the table says so.
-        log.exception("fine.followup_start_failed", fine_id=fine.id)
-        session.execute(delete(FollowUp).where(FollowUp.workflow_id == workflow_id))
-        fine.status = fine.workflow_id = None
-        session.commit()
-        flash(request, "Le suivi de l'amende n'a pas pu démarrer : le moteur de workflows est injoignable. "
-                       "L'amende est conservée sans workflow.", "error")
-        return
+    session.commit()
     flash(request, f"Workflow de suivi lancé : « {definition.name} ».")

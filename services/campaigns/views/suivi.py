@@ -1,17 +1,14 @@
 """Workflows utilisateurs ("Suivi Workflow"): every driver workflow, its step, its status; ✓ valider, ✕ annuler."""
 
-from functools import partial
 
-from anyio import from_thread
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from core.auth import CurrentUser, DbSession, Manager
+from core.settings import get_settings
 from core.ui import flash, paginate, render_page
-from core.web import TemporalClient
 from services.campaigns.models import Driver
 from services.campaigns.service import driverworkflows as service
-from workflows.driver import STATUS_LABELS
 
 router = APIRouter(prefix="/workflows-utilisateurs")
 ACTIONS = {"valider": "validé", "annuler": "annulé"}
@@ -24,24 +21,20 @@ def followups(request: Request, user: CurrentUser, session: DbSession, workflow:
                     page=page, per_page=50)
     return render_page(request, "suivi.html", user=user, page=rows, workflow=workflow, statut=statut,
                        names=service.definition_names(session, organisation_id=user.organisation_id),
-                       status_labels=STATUS_LABELS)
+                       status_labels=service.STATUS_LABELS)
 
 
 @router.post("/{followup_id}/{action}")
-def act(request: Request, followup_id: int, action: str, user: Manager, session: DbSession,
-        client: TemporalClient) -> RedirectResponse:
+def act(request: Request, followup_id: int, action: str, user: Manager, session: DbSession) -> RedirectResponse:
+    """✓ valider / ✕ annuler: recorded at once (the workflow is told through `core.signals`)."""
     if action not in ACTIONS:
         raise HTTPException(404, "Page introuvable.")
     row = service.get_followup(session, organisation_id=user.organisation_id, followup_id=followup_id)
     if row is None:
         raise HTTPException(404, "Ce workflow n'existe pas.")
     back = RedirectResponse(request.headers.get("referer") or "/workflows-utilisateurs", status_code=303)
-    if row.status != "en_cours":
-        flash(request, f"Ce workflow est déjà clôturé ({STATUS_LABELS[row.status]}) : action refusée.", "error")
-        return back
     try:
-        from_thread.run(partial(service.manager_action, client, workflow_id=row.workflow_id, action=action,
-                                by=user.full_name))
+        service.manager_action(session, get_settings(), followup=row, action=action, by=user.full_name)
     except service.ActionRefused as exc:
         flash(request, str(exc), "error")
         return back

@@ -1,18 +1,14 @@
 """Envoi de test: a one-off mail to one driver, to check a text before a campaign."""
 
-from functools import partial
 from typing import Annotated
 
-from anyio import from_thread
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from core.auth import CurrentUser, DbSession, Manager
-from core.models import Organisation
 from core.outbox import STATUS_LABELS
 from core.settings import get_settings
 from core.ui import flash, render_page
-from core.web import TemporalClient
 from services.campaigns.fields import FIELDS
 from services.campaigns.models import Driver
 from services.campaigns.service import testmail as service
@@ -39,23 +35,19 @@ def test_mails(request: Request, user: CurrentUser, session: DbSession, statut: 
 
 
 @router.post("/envois-test", response_class=HTMLResponse)
-def send_test_mail(request: Request, user: Manager, session: DbSession, client: TemporalClient,
+def send_test_mail(request: Request, user: Manager, session: DbSession,
                    subject: Annotated[str, Form()] = "", body: Annotated[str, Form()] = "",
                    driver_id: Annotated[str, Form()] = "") -> Response:
     test_mail, errors = service.create_test_mail(
-        session, user=user, driver_id=int(driver_id) if driver_id.isdigit() else None, subject=subject, body=body
-    )
+        session, get_settings(), user=user, driver_id=int(driver_id) if driver_id.isdigit() else None,
+        subject=subject, body=body)
     if test_mail is None:
         drivers = service.drivers_for_select(session, organisation_id=user.organisation_id)
         page = service.list_test_mails(session, organisation_id=user.organisation_id, status=None, page=1)
         return _render(request, "test_mails.html", 422, user=user, drivers=drivers, page=page, statut="",
                        form={"subject": subject, "body": body, "driver_id": driver_id}, errors=errors)
-    session.commit()  # the workflow's first activity reads this row
-    organisation = session.get(Organisation, user.organisation_id)
     driver = session.get(Driver, test_mail.driver_id)
-    assert organisation is not None and driver is not None
-    from_thread.run(partial(service.start_test_mail, client, settings=get_settings(), test_mail=test_mail,
-                            organisation=organisation, driver=driver))
+    assert driver is not None
     flash(request, f"Envoi de test lancé vers {driver.email}.")
     return RedirectResponse(f"/envois-test/{test_mail.id}", status_code=303)
 

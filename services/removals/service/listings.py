@@ -12,7 +12,7 @@ from core.models import User
 from core.ui import Page, paginate
 from services.removals.models import Mandate, RemovalRequest, TrackedVehicle
 from services.removals.service.queries import MandateRow, addressed_to, with_details
-from workflows.removal import STATUS_LABELS
+from services.removals.service.rules import STATUS_LABELS
 
 PER_PAGE = 50
 EXPORT_HEADERS = ["N° demande", "Marque", "Modèle", "VIN", "N° Abonnement", "Code distributeur",

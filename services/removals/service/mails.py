@@ -14,8 +14,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from core.outbox import NewMessage
 from core.settings import Settings
 from services.removals.service.queries import PARIS, MandateRow
+from services.removals.service.rules import STATUS_LABELS
 from services.removals.service.tokens import accept_all_url, mandate_urls
-from workflows.removal import STATUS_LABELS
 
 MAILS = Path(__file__).resolve().parent.parent / "templates" / "mails"
 # Requester alerts, per status reached (subject as in the seed: "Acceptation de votre demande de dépose {VIN}").

@@ -6,35 +6,28 @@ French message (`TransitionRefused`, nothing changed), and the answer never wait
 """
 
 from collections.abc import Mapping
-from dataclasses import asdict
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
-from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from core.db import session_scope, table, utcnow
+from core.db import table, utcnow
 from core.logging import log
-from core.settings import Settings, get_settings
-from core.signals import PendingSignal, queue_signal
-from core.temporal import search_attributes
-from services.removals.models import Mandate
+from core.models import Organisation, User
+from core.settings import Settings
+from core.signals import queue_signal, queue_start
+from core.temporal import StartSpec, start_spec
+from services.removals.models import Mandate, RemovalRequest
 from services.removals.service import queries
 from services.removals.service.queries import PARIS, MandateRow
-from workflows.removal import (
-    STATUS_LABELS,
-    TRANSITIONS,
-    MandateAction,
+from services.removals.service.rules import STATUS_LABELS, TRANSITIONS, MandateAction, form_problem, refusal
+from workflows.data.removals import (
+    RECORDED,
+    REMOVAL_MANDATE,
+    REMOVAL_REQUEST,
     Recorded,
     RemovalInput,
-    RemovalRequestWorkflow,
-    RemovalWorkflow,
     RequestInput,
-    form_problem,
-    refusal,
 )
 
 
@@ -48,7 +41,6 @@ class TransitionRefused(Exception):
 
 
 REFUSED_CLOSED = "Action refusée : cette demande de dépose est close."
-SIGNAL_KIND = "removal-mandate"
 
 
 def request_workflow_id(request_id: int) -> str:
@@ -64,61 +56,47 @@ def end_of_day(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), time(0), PARIS).astimezone(UTC)
 
 
-def mandate_input(row: MandateRow, settings: Settings) -> RemovalInput:
-    """The workflow's input, from the read model only: whoever starts it (launcher or the relay, for a click that
+def mandate_input(row: MandateRow, settings: Settings, *, mail_task_queue: str | None = None) -> RemovalInput:
+    """The workflow's input, from the read model only: whoever starts it (the launcher, or the relay for a click that
     came first) gives the same timers."""
-    return RemovalInput(
-        mandate_id=row.id,
-        reminder_days=settings.removal_reminder_days,
-        alert_at=end_of_day(row.desired_date), mail_task_queue=settings.mail_task_queue,
-    )
+    return RemovalInput(mandate_id=row.id, reminder_days=settings.removal_reminder_days,
+                        alert_at=end_of_day(row.desired_date),
+                        mail_task_queue=mail_task_queue or settings.mail_task_queue)
 
 
-async def start_mandate(client: Client, row: MandateRow, settings: Settings, *, task_queue: str,
-                        mail_task_queue: str, signal: tuple[str, object] | None = None) -> bool:
-    """Start the mandate's workflow unless it exists (running or closed); True if this call started it.
-    With `signal`, signal-with-start: a running workflow gets the signal, a closed one raises
-    WorkflowAlreadyStartedError."""
-    inp = mandate_input(row, settings)
-    inp.mail_task_queue = mail_task_queue
-    extra: dict[str, Any] = {"start_signal": signal[0], "start_signal_args": [signal[1]]} if signal else {}
-    try:
-        await client.start_workflow(
-            RemovalWorkflow.run, inp, id=row.workflow_id, task_queue=task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=search_attributes(
-                RelaisOrganisation=row.requester_slug, RelaisDomain="removals", RelaisCampaign=str(row.request_no),
-                RelaisVehicle=row.vin, RelaisPerson=row.deposer_code, RelaisFamily="mandat",
-                RelaisStatus=STATUS_LABELS[row.status]),
-            static_summary=f"Dépose {row.vin} — demande #{row.request_no} ({row.requester_name} → "
-                           f"{row.deposer_name})",
-            **extra,
-        )
-    except WorkflowAlreadyStartedError:
-        if signal:
-            raise
-        return False  # closed: REJECT_DUPLICATE keeps a finished mandate finished
-    return True
+def mandate_start(row: MandateRow, settings: Settings, *, task_queue: str | None = None,
+                  mail_task_queue: str | None = None) -> StartSpec:
+    """How the mandate's workflow starts (the launcher's page, or a click that reached it first)."""
+    return start_spec(
+        row.workflow_id, REMOVAL_MANDATE, mandate_input(row, settings, mail_task_queue=mail_task_queue),
+        task_queue=task_queue or settings.task_queue,
+        summary=f"Dépose {row.vin} — demande #{row.request_no} ({row.requester_name} → {row.deposer_name})",
+        RelaisOrganisation=row.requester_slug, RelaisDomain="removals", RelaisCampaign=str(row.request_no),
+        RelaisVehicle=row.vin, RelaisPerson=row.deposer_code, RelaisFamily="mandat",
+        RelaisStatus=STATUS_LABELS["prevenu"])
 
 
-async def start_request(client: Client, settings: Settings, *, request_id: int, number: int, slug: str,
-                        requester_name: str) -> None:
-    """Start (or find) the request's launcher: its id is the request's, so a second "Confirmer" starts nothing."""
-    await client.start_workflow(
-        RemovalRequestWorkflow.run, RequestInput(request_id, settings.task_queue, settings.mail_task_queue),
-        id=request_workflow_id(request_id), task_queue=settings.task_queue,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        search_attributes=search_attributes(RelaisOrganisation=slug, RelaisDomain="removals",
-                                            RelaisCampaign=str(number), RelaisFamily="demande",
-                                            RelaisStatus="Prévenu"),
-        static_summary=f"Demande de dépose #{number} ({requester_name})",
-    )
+def confirm_request(session: Session, settings: Settings, *, user: User, upload_id: str,
+                    today: date) -> tuple[RemovalRequest, bool]:
+    """«Confirmer»: create the request and its mandates (`upload.confirm`) and, in the same transaction, the start
+    of its launcher, which notifies the deposers once this commits. A second «Confirmer» starts nothing."""
+    from services.removals.service import upload  # upload names mandates' workflows with this module's ids
+
+    request, created = upload.confirm(session, user=user, upload_id=upload_id, today=today)
+    if created:
+        organisation = session.get(Organisation, user.organisation_id)
+        assert organisation is not None
+        queue_start(session, organisation_id=organisation.id, spec=start_spec(
+            request_workflow_id(request.id), REMOVAL_REQUEST,
+            RequestInput(request.id, settings.task_queue, settings.mail_task_queue), task_queue=settings.task_queue,
+            summary=f"Demande de dépose #{request.number} ({organisation.name})", RelaisOrganisation=organisation.slug,
+            RelaisDomain="removals", RelaisCampaign=str(request.number), RelaisFamily="demande",
+            RelaisStatus=STATUS_LABELS["prevenu"]))
+    return request, created
 
 
 def record_action(session: Session, settings: Settings, mandate_id: int, action: str, payload: MandateAction, *,
-                  task_queue: str | None = None) -> MandateRow:
+                  task_queue: str | None = None, mail_task_queue: str | None = None) -> MandateRow:
     """Decide and record `action` in the caller's transaction: the new status (only from an allowed one: the
     conditional UPDATE takes the row lock, so two concurrent actions cannot both pass) and the signal that tells
     the workflow, which then writes and sends the mails of the change. Returns the updated row; raises
@@ -140,20 +118,12 @@ def record_action(session: Session, settings: Settings, mandate_id: int, action:
         raise TransitionRefused(refusal(action, current or "nouvelle") or REFUSED_CLOSED)
     row = queries.by_id(session, mandate_id)
     assert row is not None
-    queue_signal(session, organisation_id=row.organisation_id, workflow_id=row.workflow_id, signal="recorded",
-                 payload=asdict(Recorded(target)), task_queue=task_queue or settings.task_queue, kind=SIGNAL_KIND)
+    # Signal-with-start: a click that comes before the launcher reached this vehicle starts its workflow.
+    start = mandate_start(row, settings, task_queue=task_queue, mail_task_queue=mail_task_queue)
+    queue_signal(session, organisation_id=row.organisation_id, workflow_id=row.workflow_id, signal=RECORDED,
+                 payload=Recorded(target, STATUS_LABELS[target]), task_queue=start.task_queue, start=start)
     log.info("removal.recorded", mandate_id=mandate_id, action=action, status=target, by=payload.by)
     return row
-
-
-async def start_with_signal(client: Client, signal: PendingSignal, mail_task_queue: str) -> None:
-    """The relay's starter: a click arrived before the launcher started this vehicle's workflow."""
-    with session_scope() as session:
-        row = queries.by_workflow_id(session, signal.workflow_id)
-    if row is None:
-        raise WorkflowAlreadyStartedError(signal.workflow_id, RemovalWorkflow.__name__)  # gone: nothing to tell
-    await start_mandate(client, row, get_settings(), task_queue=signal.task_queue, mail_task_queue=mail_task_queue,
-                        signal=(signal.signal, signal.payload))
 
 
 def now_utc() -> datetime:

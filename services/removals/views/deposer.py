@@ -12,8 +12,8 @@ from core.settings import get_settings
 from core.ui import flash, render_page
 from services.removals.service import listings, process, queries
 from services.removals.service.queries import MandateRow, addressed_to
+from services.removals.service.rules import STATUS_LABELS, allowed_actions, form_problem, refusal
 from services.removals.views.roles import Deposer, DeposerAgent
-from workflows.removal import STATUS_LABELS, allowed_actions, form_problem, refusal
 
 router = APIRouter()
 ACTIONS = {"accepter": "accept", "refuser": "refuse", "signaler": "confirm"}

@@ -5,21 +5,19 @@ from datetime import datetime
 from functools import partial
 from typing import Annotated
 
-from anyio import from_thread
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from core.auth import DbSession
 from core.excel import MB, ExcelIssue, write_xlsx
 from core.logging import log
-from core.models import Organisation, User
+from core.models import User
 from core.settings import get_settings
 from core.ui import Page, flash, render_page
-from core.web import TemporalClient
 from services.removals.models import RemovalRequest
 from services.removals.service import listings, process, queries, upload
+from services.removals.service.rules import STATUS_LABELS, MandateAction, allowed_actions
 from services.removals.views.roles import Requester, RequesterManager
-from workflows.removal import STATUS_LABELS, MandateAction, allowed_actions
 
 router = APIRouter()
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -95,27 +93,16 @@ def recap(request: Request, upload_id: str, user: Requester, session: DbSession,
 
 
 @router.post("/demandes/recapitulatif/{upload_id}/confirmer")
-def confirm(request: Request, upload_id: str, user: RequesterManager, session: DbSession,
-            client: TemporalClient) -> Response:
+def confirm(request: Request, upload_id: str, user: RequesterManager, session: DbSession) -> Response:
     try:
-        created, is_new = upload.confirm(session, user=user, upload_id=upload_id, today=_today().date())
+        created, is_new = process.confirm_request(session, get_settings(), user=user, upload_id=upload_id,
+                                                  today=_today().date())
     except LookupError as exc:
         raise HTTPException(404, "Ce fichier n'existe pas ou a expiré : chargez-le de nouveau.") from exc
     except upload.UploadRefused as exc:
         session.rollback()
         return _new_page(request, user, issues=exc.issues, status=409)
-    session.commit()  # the launcher's activities read these rows
-    organisation = session.get(Organisation, user.organisation_id)
-    assert organisation is not None
-    try:
-        from_thread.run(partial(process.start_request, client, get_settings(), request_id=created.id,
-                                number=created.number, slug=organisation.slug, requester_name=organisation.name))
-    except Exception:
-        log.exception("removals.start_failed", request_id=created.id)
-        flash(request, f"La demande #{created.number} est enregistrée mais les déposeurs n'ont pas encore été "
-                       "prévenus : le moteur de workflows est injoignable. Cliquez de nouveau sur « Confirmer » "
-                       "dans un instant.", "error")
-        return RedirectResponse(f"/demandes/recapitulatif/{upload_id}", status_code=303)
+    session.commit()
     log.info("removals.request_confirmed", number=created.number, new=is_new)
     return RedirectResponse(f"/demandes/{created.number}/enregistree", status_code=303)
 

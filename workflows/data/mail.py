@@ -1,0 +1,17 @@
+"""Results of the mail activities (`activities.mail`, `activities.mail_batch`)."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SendResult:
+    outbox_id: int
+    status: str  # "sent" | "ko"
+    reply: str
+
+
+@dataclass
+class BatchSendResult:
+    sent: int
+    ko: int
+    pending: int
