@@ -8,8 +8,16 @@ from sqlalchemy import func, select
 from temporalio.client import Client
 
 from core.db import session_scope
-from core.models import OutboxMessage
-from services.campaigns.models import DistributionList, Driver, FollowUp, MailTemplate, Vehicle, WorkflowDefinition
+from core.models import OutboxMessage, WorkflowSignal
+from services.campaigns.models import (
+    Campaign,
+    DistributionList,
+    Driver,
+    FollowUp,
+    MailTemplate,
+    Vehicle,
+    WorkflowDefinition,
+)
 from tests.support.factories import make_org
 from tests.support.smtp import SmtpSink, body_text
 from tests.support.waiting import result_of, wait_until
@@ -102,3 +110,59 @@ async def test_workflow_campaign_for_twenty_drivers(http: httpx.AsyncClient, dev
         statuses = {r.id: r.status for r in session.scalars(select(FollowUp).where(FollowUp.id.in_(
             [others[0].id, others[1].id])))}
     assert statuses == {others[0].id: "valide", others[1].id: "annule"}
+    for followup in others[:2]:  # the workflows follow what the read model says (through the relay)
+        assert await result_of(dev_worker, followup.workflow_id) == statuses[followup.id]
+
+
+async def _create(http: httpx.AsyncClient, list_id: int, definition_id: int, name: str) -> tuple[int, str]:
+    token = csrf_from((await http.get("/campagnes/nouvelle")).text)
+    created = await http.post("/campagnes/nouvelle", data={"csrf_token": token, "name": name, "list_id": list_id,
+                                                           "kind": "workflow", "workflow_definition_id": definition_id})
+    assert created.status_code == 303, text(created)
+    return int(created.headers["location"].split("/")[2]), token
+
+
+async def test_a_workflow_deactivated_after_the_campaign_was_saved_refuses_the_launch(
+        http: httpx.AsyncClient, dev_worker: Client) -> None:
+    org = make_org(count=3)
+    list_id, definition_id = _setup(org.id)
+    await login(http, org.manager_email)
+    campaign_id, token = await _create(http, list_id, definition_id, "Relevé KM janvier")
+    with session_scope() as session:
+        session.get(WorkflowDefinition, definition_id).enabled = False  # type: ignore[union-attr]
+    launched = await http.post(f"/campagnes/{campaign_id}/lancer", data={"csrf_token": token})
+    page = text(await http.get(launched.headers["location"]))
+    assert "Le workflow « WF-Relevé KM » de cette campagne n'est plus activé : lancement refusé." in page
+    assert "EN ATTENTE" in page
+    with session_scope() as session:
+        assert session.get(Campaign, campaign_id).status == "pending"  # type: ignore[union-attr]
+        assert session.scalar(select(func.count()).where(WorkflowSignal.workflow_id == f"campaign-{campaign_id}")) == 0
+
+
+async def test_first_mail_to_the_manager_and_a_refused_first_mail(http: httpx.AsyncClient, dev_worker: Client,
+                                                                  sink: SmtpSink) -> None:
+    """A first step sent to @responsable needs the manager's address, not the driver's; a first mail the server
+    refuses (5xx) puts the driver in the error list instead of "Workflow lancé"."""
+    org = make_org(drivers=[
+        {"matricule": "R1", "nom": "Sans", "prenom": "Mail", "email": None, "responsable_email": "chef1@r.example"},
+        {"matricule": "R2", "nom": "Sans", "prenom": "Chef", "email": "r2@r.example", "responsable_email": None},
+        {"matricule": "R3", "nom": "Refusé", "prenom": "Serveur", "email": "r3@r.example",
+         "responsable_email": "chef3@r.example"},
+    ])
+    list_id, definition_id = _setup(org.id)
+    with session_scope() as session:
+        definition = session.get(WorkflowDefinition, definition_id)
+        assert definition is not None
+        definition.steps = [{**definition.steps[0], "to": "responsable"}, *definition.steps[1:]]
+    await login(http, org.manager_email)
+    campaign_id, token = await _create(http, list_id, definition_id, "Relevé KM chefs")
+    sink.scripted_replies.append("550 5.1.1 Boîte inconnue")  # the first DATA the sink sees: one of the two mails
+    await http.post(f"/campagnes/{campaign_id}/lancer", data={"csrf_token": token})
+    assert await result_of(dev_worker, f"campaign-{campaign_id}") == 2  # R1 and R3 (R2's manager has no address)
+    sent = text(await http.get(f"/campagnes/{campaign_id}/envoyes"))
+    errors = text(await http.get(f"/campagnes/{campaign_id}/erreurs"))
+    assert sent.count("Workflow lancé") == 1
+    assert "Adresse mail du responsable manquante dans les infos du conducteur" in errors
+    assert "Refusé par le serveur de messagerie : 550 5.1.1 Boîte inconnue" in errors
+    [accepted] = [m for m in sink.messages if str(m["To"]).endswith("r.example")]
+    assert str(accepted["To"]) in {"chef1@r.example", "chef3@r.example"}

@@ -214,3 +214,23 @@ def test_antai_fines_and_fines_without_an_activated_workflow_are_not_followed() 
         db_fine.source = "Ajout manuel"
         session.get(WorkflowDefinition, definition.id).enabled = False  # type: ignore[union-attr]
         assert fines.followup_definition(session, db_fine) is None
+
+
+async def test_a_mail_step_with_nobody_to_write_to_is_noted_not_skipped_silently(
+        time_worker: tuple[Client, str, str], time_env: WorkflowEnvironment, sink: SmtpSink) -> None:
+    client, queue, mail_queue = time_worker
+    org = make_org(drivers=[{"matricule": "N1", "nom": "Sans", "prenom": "Adresse", "email": None}])
+    workflow_id = f"test-driver-{uuid4().hex[:8]}"
+    with session_scope() as session:
+        session.add(FollowUp(organisation_id=org.id, workflow_id=workflow_id, driver_id=org.driver_ids[0],
+                             definition_name="WF-Relevé KM", family="compteurs", status="en_cours"))
+    steps = [StepSnapshot("attente", "Attente 1j", days=1), STEPS[2], StepSnapshot("attente", "Attente 5j", days=5)]
+    handle = await client.start_workflow(DriverWorkflow.run, DriverWorkflowInput(
+        workflow_id, org.driver_ids[0], "compteurs", steps, mail_queue), id=workflow_id, task_queue=queue)
+    await time_env.sleep(timedelta(days=2))
+    row = _followup(workflow_id)
+    assert row.step_label == "Attente 5j"  # went on, and says what it could not do
+    assert row.step_note == "« Relance » non envoyé : Adresse mail manquante dans les infos du conducteur"
+    assert await handle.result() == "termine"
+    assert not sink.messages
+    assert _followup(workflow_id).step_note == row.step_note

@@ -217,7 +217,7 @@ class FollowUp(OrgScoped, Base):
     step_label: Mapped[str | None] = mapped_column(String(200))
     step_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     next_step_label: Mapped[str | None] = mapped_column(String(200))
-    # What went wrong with the current step (a Mail step whose recipient has no address), shown on the suivi page.
+    # The last Mail step that could not be sent (nobody to write to), shown on the suivi page beside the step.
     step_note: Mapped[str | None] = mapped_column(String(300))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -143,7 +143,7 @@ def record_launched_page(session: Session, inp: RecordBatch) -> None:
 def record_step(session: Session, change: StepChange) -> None:
     session.execute(update(FollowUp).where(FollowUp.workflow_id == change.workflow_id)
                     .values(step_label=change.label, step_started_at=utcnow(),
-                            next_step_label=change.next_label or None, step_note=None))
+                            next_step_label=change.next_label or None))
 
 
 def prepare_driver_mail(session: Session, settings: Settings, mail: DriverMail) -> int:
