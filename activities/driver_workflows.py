@@ -63,7 +63,7 @@ class DriverWorkflowActivities:
         try:
             with session_scope() as session:
                 return driverlaunch.prepare_driver_mail(session, self.settings, mail)
-        except (LookupError, driverlaunch.StepUnrenderable) as exc:
+        except LookupError as exc:
             raise ApplicationError(str(exc), non_retryable=True) from exc
 
     @activity.defn(name="finish_driver_workflow")

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader
 
 from core.devstack.mailcatcher import Attachment, MailStore, MessageNotFound, StoredMessage
+from core.ui import paris
 
 _TEMPLATES = Path(__file__).with_name("mailcatcher_templates")
 _CID_RE = re.compile(r"cid:([^\"'\s)>]+)", re.IGNORECASE)
@@ -43,7 +44,7 @@ def _date_display(message: StoredMessage) -> str:
     except Exception:  # unparsable Date header: fall back to the reception time
         parsed = None
     when = parsed if isinstance(parsed, datetime) else message.received_at
-    return when.strftime("%d/%m/%Y %H:%M:%S")
+    return paris(when, "%d/%m/%Y %H:%M:%S")  # French local time, whatever the machine's time zone
 
 
 def _summary(message: StoredMessage) -> dict[str, Any]:

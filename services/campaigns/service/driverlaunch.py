@@ -147,18 +147,25 @@ def record_step(session: Session, change: StepChange) -> None:
 
 
 def prepare_driver_mail(session: Session, settings: Settings, mail: DriverMail) -> int:
-    """Render the step's mail into the outbox (once per workflow and step); 0 when nobody can receive it, which
-    the follow-up's row then says («Mail manquant»)."""
+    """Render the step's mail into the outbox (once per workflow and step); 0 when it cannot be sent (nobody to
+    write to, or a template that cannot be rendered for this driver), which the follow-up's row then says."""
     driver = session.get(Driver, mail.driver_id)
     if driver is None:
         raise LookupError(f"Conducteur {mail.driver_id} introuvable")
     vehicle = current_vehicles(session, [driver.id]).get(driver.id)
     fine = session.get(Fine, mail.fine_id) if mail.fine_id else None
-    message = step_message(settings, mail.workflow_id, mail.index, mail.step, driver, vehicle, fine)
+    try:
+        message = step_message(settings, mail.workflow_id, mail.index, mail.step, driver, vehicle, fine)
+    except StepUnrenderable as exc:  # e.g. a field the driver's data cannot fill: say so, go on with the steps
+        _note(session, mail, str(exc))
+        return 0
     if message is None:
-        _status, note = missing_address(mail.step)
-        session.execute(update(FollowUp).where(FollowUp.workflow_id == mail.workflow_id)
-                        .values(step_note=f"« {mail.step.label} » non envoyé : {note}"[:300]))
+        _note(session, mail, missing_address(mail.step)[1])
         return 0
     return outbox.enqueue_many(session, settings=settings, organisation_id=driver.organisation_id,
                                messages=[message])[message.key]
+
+
+def _note(session: Session, mail: DriverMail, why: str) -> None:
+    session.execute(update(FollowUp).where(FollowUp.workflow_id == mail.workflow_id)
+                    .values(step_note=f"« {mail.step.label} » non envoyé : {why}"[:300]))

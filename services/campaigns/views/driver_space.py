@@ -4,7 +4,6 @@ GET shows the driver's vehicle and what the workflows ask; each form's POST reco
 running follow-ups as Validé and queues their workflows' signals, in one transaction (`core.signals`).
 """
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
@@ -17,7 +16,7 @@ from core.excel import parse_date
 from core.linkpages import LINK_HEADERS
 from core.links import LinkError, read_token
 from core.settings import get_settings
-from core.ui import render_page
+from core.ui import render_page, today_paris
 from services.campaigns.departements import departement_from_postal_code
 from services.campaigns.links import SPACE_PATH, SPACE_PURPOSE
 from services.campaigns.models import Driver, Fine, FollowUp, Vehicle
@@ -58,7 +57,7 @@ def _page(request: Request, session: Session, token: str, *, status: int = 200, 
                                                                 FollowUp.status == "en_cours")))
     response = render_page(request, "driver_space.html", status, driver=driver, vehicles=vehicles,
                            fines=unpaid_fines(session, driver_id=driver.id), asked=asked, message=message,
-                           errors=errors or {}, today=date.today(), categories=LICENCE_CATEGORIES,
+                           errors=errors or {}, today=today_paris(), categories=LICENCE_CATEGORIES,
                            proof_mb=PROOF_MAX_BYTES // (1024 * 1024), base=f"{SPACE_PATH}/{token}")
     response.headers.update(LINK_HEADERS)
     return response
@@ -90,10 +89,10 @@ def odometer(request: Request, token: str, vehicle_id: int, session: DbSession,
     if value is None:
         errors[f"km-{vehicle.id}"] = "Saisissez le kilométrage compteur en chiffres (exemple : 45210)."
     try:
-        on = parse_date(releve_le) if releve_le else date.today()
+        on = parse_date(releve_le) if releve_le else today_paris()
     except ValueError as exc:
         errors[f"releve_le-{vehicle.id}"] = f"Date du relevé : {exc}."
-        on = date.today()
+        on = today_paris()
     if not errors and value is not None and (problem := record_reading(session, vehicle=vehicle, driver_id=driver.id,
                                                                         km=value, on=on)):
         errors[f"km-{vehicle.id}"] = problem
@@ -116,7 +115,7 @@ def informations(request: Request, token: str, session: DbSession,
         errors["permis_numero"] = "Numéro de permis invalide (6 à 20 lettres et chiffres)."
     try:
         delivered = parse_date(permis_date)
-        if delivered > date.today():
+        if delivered > today_paris():
             errors["permis_date"] = "La date de délivrance ne peut pas être dans le futur."
     except ValueError as exc:
         errors["permis_date"] = f"Date de délivrance : {exc}."

@@ -1,7 +1,6 @@
 """Utilisateurs et matériels: searchable lists, record pages, Excel imports (all-or-nothing) and model files."""
 
 from collections.abc import Callable
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, File, HTTPException, Request, UploadFile
@@ -11,7 +10,7 @@ from sqlalchemy.orm import Session
 from core.auth import CurrentUser, DbSession, Manager
 from core.excel import MB, ExcelIssue, write_xlsx
 from core.models import User
-from core.ui import flash, render_page
+from core.ui import flash, render_page, today_paris
 from services.campaigns.departements import DEPARTEMENTS
 from services.campaigns.service import fleet as service
 
@@ -61,7 +60,7 @@ def driver(request: Request, driver_id: int, user: CurrentUser, session: DbSessi
         raise HTTPException(404, "Cet utilisateur n'existe pas.")
     vehicles = service.driver_vehicles(session, organisation_id=user.organisation_id, driver_id=row.id)
     return render_page(request, "fleet_driver.html", user=user, driver=row, vehicles=vehicles,
-                       departement_name=DEPARTEMENTS.get(row.departement or "", ""), today=date.today())
+                       departement_name=DEPARTEMENTS.get(row.departement or "", ""), today=today_paris())
 
 
 # --- matériels ---
@@ -73,7 +72,7 @@ def vehicles(request: Request, user: CurrentUser, session: DbSession, q: str = "
                                    page=page)
     types = service.vehicle_types(session, organisation_id=user.organisation_id)
     return render_page(request, "fleet_vehicles.html", user=user, page=rows, q=q, type=type, types=types,
-                       today=date.today(), situation=service.situation)
+                       today=today_paris(), situation=service.situation)
 
 
 @router.get("/materiels/import", response_class=HTMLResponse)
@@ -100,7 +99,7 @@ def vehicle(request: Request, vehicle_id: int, user: CurrentUser, session: DbSes
     holder = (service.get_driver(session, organisation_id=user.organisation_id, driver_id=row.driver_id)
               if row.driver_id else None)
     return render_page(request, "fleet_vehicle.html", user=user, vehicle=row, driver=holder,
-                       situation=service.situation(row, date.today()))
+                       situation=service.situation(row, today_paris()))
 
 
 # --- imports ---
