@@ -199,7 +199,9 @@ def main(services: Sequence[ServiceSpec], *, worker_command: list[str]) -> int:
 
         from core.demo import load_demo
         from core.migrate import upgrade_head
+        from core.settings import get_settings
 
+        get_settings.cache_clear()  # read again: the services' modules were imported before the URLs above were set
         upgrade_head()
         load_demo(services)
         added = asyncio.run(_wait_temporal())
