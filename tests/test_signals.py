@@ -1,8 +1,9 @@
-"""The signal relay (`core.signals`): one active relay per task queue, and another one taking over when it dies.
+"""The hand-off (`core.signals`): starts and signals wait while Temporal is unreachable, then arrive once and in
+order; one active relay per task queue, and another one taking over when it dies.
 
-The relay's normal path (NOTIFY at commit, delivery, signal-with-start) is driven end to end by the removals tests;
-here, signals to a workflow that does not exist and has no starter are delivered as moot, which is enough to see
-which relay works."""
+The relay's normal path (NOTIFY at commit, delivery, signal-with-start) is also driven end to end by the campaigns
+and removals tests; for the failover, signals to a workflow that does not exist (and carry no start) are delivered
+as moot, which is enough to see which relay works."""
 
 import asyncio
 from datetime import timedelta

@@ -163,11 +163,11 @@ def _submit(request: Request, session: Session, user: User, record: Record,
         return _tab(request, session, user, record, form, errors, status=422)
     fine = service.create_fine(session, user=user, values=values)
     flash(request, f"L'amende N° {fine.numero} est enregistrée.")
-    _follow_up(request, session, user, fine)
+    _follow_up(request, session, fine)
     return RedirectResponse(record.path, status_code=303)
 
 
-def _follow_up(request: Request, session: Session, user: User, fine: Fine) -> None:
+def _follow_up(request: Request, session: Session, fine: Fine) -> None:
     """Queue the fine's follow-up workflow when one applies (commits the fine in every case) and say so."""
     definition = service.followup_definition(session, fine)
     driver = session.get(Driver, fine.driver_id) if definition is not None and fine.driver_id else None
