@@ -7,6 +7,7 @@ only when DATABASE_URL, TEMPORAL_ADDRESS or SMTP_HOST are not set; state lives u
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -126,6 +127,9 @@ class Stack:
         print(line, file=self.out or sys.stdout, flush=True)
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _kill_group(pgid: int, sig: signal.Signals = signal.SIGKILL) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
@@ -137,9 +141,16 @@ def _last_lines(logs: Path, name: str, lines: int = 3) -> str:
     if not path.exists():
         return "(journal vide)"
     with path.open("rb") as f:
-        f.seek(max(0, path.stat().st_size - 8192))
-        tail = [line.strip() for line in f.read().decode(errors="replace").splitlines() if line.strip()]
+        start = max(0, path.stat().st_size - 8192)
+        f.seek(start)
+        text = ANSI.sub("", f.read().decode(errors="replace"))  # the console log renderer's colours
+    lines_read = text.splitlines()[1 if start else 0:]  # not the first one, cut by the seek
+    tail = [line.strip() for line in lines_read if line.strip()]
     return " ⏎ ".join(tail[-lines:])[-400:] or "(journal vide)"
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _wait_http(url: str, timeout: float = 60.0) -> None:
@@ -214,6 +225,8 @@ def main(services: Sequence[ServiceSpec], *, worker_command: list[str]) -> int:
         if "capteur de mails" in own:
             _wait_http(f"http://127.0.0.1:{MAILCATCHER_PORT}/")
         _banner(services, time.monotonic() - started, own, added)
+        for sig in (signal.SIGTERM, signal.SIGHUP):  # `kill` or a closed terminal stops everything, as Ctrl-C does
+            signal.signal(sig, _interrupt)
         while True:  # a child that dies is restarted (Stack.supervise); Ctrl-C stops everything
             stack.supervise()
             time.sleep(0.5)
@@ -221,7 +234,8 @@ def main(services: Sequence[ServiceSpec], *, worker_command: list[str]) -> int:
         print("\nArrêt en cours…", flush=True)
         return 0
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave orphans
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second Ctrl-C must not leave orphans
+            signal.signal(sig, signal.SIG_IGN)
         stack.stop()
         print("Tout est arrêté.", flush=True)
 
