@@ -28,6 +28,7 @@ class DriverWorkflowActivities:
         page = await asyncio.to_thread(self._prepare_page, inp)
         if page is None:
             return LaunchedPage()
+        activity.heartbeat(0)
         gate = asyncio.Semaphore(STARTS_IN_FLIGHT)
         done = 0
 

@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from core.temporal import SA_STATUS
 
 LAUNCH_TIMEOUT = timedelta(minutes=10)
-LAUNCH_HEARTBEAT = timedelta(minutes=1)
+LAUNCH_HEARTBEAT = timedelta(seconds=30)  # a killed worker's page is started again within about 30 s
 
 
 @workflow.defn(name=WORKFLOW_CAMPAIGN)

@@ -17,7 +17,8 @@ MAIL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=10), backoff_coeffic
 # A bulk send heartbeats every few seconds: a crashed mail worker's batch is retried within about 30 s.
 BATCH_HEARTBEAT = timedelta(seconds=20)
 DB_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
-DB_TIMEOUT = timedelta(minutes=5)
+# Short: a step held by a killed worker is retried elsewhere this soon (they take seconds).
+DB_TIMEOUT = timedelta(minutes=1)
 
 
 async def send_mail(outbox_id: int, mail_task_queue: str) -> SendResult:

@@ -188,6 +188,8 @@ def main(services: Sequence[ServiceSpec], *, worker_command: list[str]) -> int:
     started = time.monotonic()
     stack = Stack()
     own: list[str] = []
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # `kill` or a closed terminal stops everything, as Ctrl-C does
+        signal.signal(sig, _interrupt)
     try:
         if not env.get("DATABASE_URL"):
             from core.devstack.postgres import start_embedded
@@ -225,8 +227,6 @@ def main(services: Sequence[ServiceSpec], *, worker_command: list[str]) -> int:
         if "capteur de mails" in own:
             _wait_http(f"http://127.0.0.1:{MAILCATCHER_PORT}/")
         _banner(services, time.monotonic() - started, own, added)
-        for sig in (signal.SIGTERM, signal.SIGHUP):  # `kill` or a closed terminal stops everything, as Ctrl-C does
-            signal.signal(sig, _interrupt)
         while True:  # a child that dies is restarted (Stack.supervise); Ctrl-C stops everything
             stack.supervise()
             time.sleep(0.5)
