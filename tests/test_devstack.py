@@ -2,8 +2,10 @@
 the console, and stopping the stack leaves no process behind. Real processes, waited on with a bound."""
 
 import io
+import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -135,3 +137,14 @@ def test_the_console_line_shows_the_logs_last_lines_without_colours(tmp_path: Pa
     assert _last_lines(tmp_path, "worker") == ("12:00:01 [info] worker.started ⏎ Traceback (most recent call last): ⏎ "
                                                "RuntimeError: boom")
     assert _last_lines(tmp_path, "absent") == "(journal vide)"
+
+
+def test_a_killed_runner_does_not_keep_the_embedded_postgres_running_for_ever(tmp_path: Path) -> None:
+    from core.devstack.postgres import forget_dead_users
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / ".handle_pids.json").write_text(json.dumps([dead.pid, os.getpid()]))
+    assert forget_dead_users(tmp_path) == [os.getpid()]
+    assert json.loads((tmp_path / ".handle_pids.json").read_text()) == [os.getpid()]
+    assert forget_dead_users(tmp_path / "missing") == []
