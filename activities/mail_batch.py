@@ -18,18 +18,20 @@ heartbeat timeout of 20 s retries a crashed worker's batch within about 30 s.
 
 import asyncio
 import contextlib
+import json
 import ssl
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 import aiosmtplib
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.mail import smtp_code
-from core.db import session_scope, table, utcnow
+from core.db import get_engine, session_scope, utcnow
 from core.logging import log
 from core.models import OutboxMessage
 from core.outbox import HeaderInjection, build_email, envelope
@@ -54,6 +56,7 @@ class _Outcome:
     row: OutboxMessage
     status: str  # sent | ko | pending
     reply: str
+    at: datetime = field(default_factory=utcnow)  # when the reply came: the row's sent_at
 
 
 class Pace:
@@ -146,12 +149,14 @@ class _Recorder:
                 await asyncio.sleep(2**attempt)
 
 
-_OUTBOX = table(OutboxMessage)
-# Only a pending row changes: a row another attempt already recorded as sent or KO keeps its outcome.
-_RECORD = (update(_OUTBOX)
-           .where(_OUTBOX.c.id == bindparam("b_id"), _OUTBOX.c.status == "pending")
-           .values(status=bindparam("b_status"), attempts=_OUTBOX.c.attempts + 1, last_reply=bindparam("b_reply"),
-                   sent_at=bindparam("b_sent_at")))
+# One statement for the whole group (half the cost of an executemany of the same rows). Only a pending row changes:
+# a row another attempt already recorded as sent or KO keeps its outcome.
+_RECORD = text("""
+    UPDATE core.outbox o
+       SET status = g.status, attempts = o.attempts + 1, last_reply = g.reply, sent_at = g.sent_at
+      FROM jsonb_to_recordset(CAST(:group AS jsonb)) AS g(id bigint, status text, reply text, sent_at timestamptz)
+     WHERE o.id = g.id AND o.status = 'pending'
+""")
 
 
 def _describe(exc: Exception) -> tuple[int | None, str]:
@@ -260,8 +265,8 @@ class MailBatchActivities:
             return rows
 
     def _record(self, outcomes: list[_Outcome]) -> None:
-        """One executemany UPDATE and one commit for the whole group."""
-        now = utcnow()
-        with session_scope() as session:
-            session.execute(_RECORD, [{"b_id": o.row.id, "b_status": o.status, "b_reply": o.reply[:2000],
-                                       "b_sent_at": now if o.status == "sent" else None} for o in outcomes])
+        """One UPDATE and one commit for the whole group."""
+        group = json.dumps([{"id": o.row.id, "status": o.status, "reply": o.reply[:2000],
+                             "sent_at": o.at.isoformat() if o.status == "sent" else None} for o in outcomes])
+        with get_engine().begin() as connection:
+            connection.execute(_RECORD, {"group": group})

@@ -10,6 +10,10 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+# A scripted reply that makes the sink close the client's connection at the end of DATA, without replying (the
+# message is not received): what a server that crashes or drops the session mid-transaction does.
+DROP = "DROP"
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -20,14 +24,19 @@ def free_port() -> int:
 @dataclass
 class SmtpSink:
     messages: list[EmailMessage] = field(default_factory=list)
-    # Replies to give instead of accepting, one per DATA command, e.g. ["451 4.3.0 Try later"].
+    # Replies to give instead of accepting, one per DATA command, e.g. ["451 4.3.0 Try later"], or DROP.
     scripted_replies: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    dropped: int = 0  # connections closed by a scripted DROP
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
         with self.lock:
             if self.scripted_replies:
-                return self.scripted_replies.pop(0)
+                reply = self.scripted_replies.pop(0)
+                if reply == DROP:
+                    self.dropped += 1
+                    server.transport.abort()  # no reply: the client sees the connection lost
+                return reply
             msg = email.message_from_bytes(envelope.content, policy=default_policy)
             assert isinstance(msg, EmailMessage)
             self.messages.append(msg)
@@ -37,6 +46,7 @@ class SmtpSink:
         with self.lock:
             self.messages.clear()
             self.scripted_replies.clear()
+            self.dropped = 0
 
     def to(self, address: str) -> list[EmailMessage]:
         return [m for m in self.messages if address in str(m["To"])]
