@@ -3,8 +3,12 @@
 from pathlib import Path
 
 from core.web import create_app
-from services.notices import views
+from services.notices import api, views
 
 app = create_app(
-    name="notices", title="Avis d'échéance", service_dir=Path(__file__).parent, ui_routers=(views.router,)
+    name="notices",
+    title="Avis d'échéance",
+    service_dir=Path(__file__).parent,
+    ui_routers=(views.router,),
+    api_routers=(api.router,),
 )

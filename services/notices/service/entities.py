@@ -90,10 +90,10 @@ def save_entity(session: Session, *, organisation_id: int, form: EntityForm,
         setattr(entity, name, value)
     if current is not None and "next_notice_no" in form.values:  # a run may have taken numbers meanwhile
         entity.next_notice_no = func.greatest(LegalEntity.next_notice_no, form.values["next_notice_no"])  # type: ignore[assignment]
-    if current is None:
-        session.add(entity)
     try:
-        with session.begin_nested():
+        with session.begin_nested():  # added inside the savepoint: a refused insert leaves nothing pending
+            if current is None:
+                session.add(entity)
             session.flush()
     except IntegrityError:
         form.errors["code"] = f"Code : une autre entité a déjà le code « {form.values['code']} »"

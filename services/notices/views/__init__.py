@@ -1,0 +1,10 @@
+"""Avis d'échéance screens: the reference data (entités, clients, contrats, quittances), its Excel imports, and the
+notices kept for each client."""
+
+from fastapi import APIRouter
+
+from services.notices.views import clients, contracts, documents, entities, home, imports
+
+router = APIRouter()
+for module in (home, entities, clients, contracts, imports, documents):
+    router.include_router(module.router)
