@@ -99,6 +99,8 @@ class OutboxMessage(OrgScoped, Base):
     sender: Mapped[str] = mapped_column(String(320))
     recipients: Mapped[list[str]] = mapped_column(JSONB)
     cc: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    bcc: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")  # envelope only, no header
+    reply_to: Mapped[str | None] = mapped_column(String(320))
     subject: Mapped[str] = mapped_column(Text)
     text_body: Mapped[str] = mapped_column(Text)
     html_body: Mapped[str | None] = mapped_column(Text)

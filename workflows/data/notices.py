@@ -1,0 +1,85 @@
+"""Notices: the types that cross the Temporal boundary between the notices service, its three workflows and their
+activities, and the workflow type names.
+
+- `NoticeWorkflow` (`avis-<org>-<entité>-<n°>`), one per notice: applies the actions channels record
+  (`ACTION` signal: validate, block, resend, cancel) and the robot's outcomes (`SEND_OUTCOME`); the only writer of
+  the notice's status; alerts the account manager when the notice is still E, B or KO near its due date.
+- `NoticeRunWorkflow` (`avis-run-<org>-<run id>`), one per «Avis d'échéances» edition: renders the PDFs in
+  parallel pages, then waits for the `RUN_ANSWER` to «Marquer les avis comme édités ?» with a timeout.
+- `NoticeMailRobotWorkflow` (`avis-robot-<org>`), one per organisation, long-running (continue-as-new): the
+  «Automate d'envoi», which sends the validated notices in order; `ROBOT_CONTROL` pauses, resumes or wakes it.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+NOTICE = "NoticeWorkflow"
+NOTICE_RUN = "NoticeRunWorkflow"
+MAIL_ROBOT = "NoticeMailRobotWorkflow"
+
+ACTION = "action"
+SEND_OUTCOME = "send_outcome"
+RUN_ANSWER = "answer"
+ROBOT_CONTROL = "control"
+
+# «Statut du PDF» letters (the labels are the service's: services/notices/service/statuses.py).
+WAITING, VALIDATED, SENT, FAILED, BLOCKED, CANCELLED = "E", "V", "OK", "KO", "B", "A"
+
+
+@dataclass
+class NoticeInput:
+    notice_id: int
+    organisation_id: int
+    mail_task_queue: str
+    alert_at: datetime | None  # when to check for the account manager's alert (None: no alert)
+    close_at: datetime  # the workflow ends then (the notice is history); later actions are refused by the screens
+
+
+@dataclass
+class NoticeAction:
+    """Signal `action`: a channel recorded `pending_action` on the notice (`Notice.pending_*`) in the same
+    transaction; the workflow applies it (or records why it cannot) and clears it."""
+
+    action: str  # validate | block | resend | cancel
+
+
+@dataclass
+class SendOutcome:
+    """Signal `send_outcome`, from the robot once a send of this notice is over."""
+
+    send_id: int
+    status: str  # OK | KO
+    reply: str  # the SMTP server's reply (or the error), kept in «Observations» on KO
+
+
+@dataclass
+class RunInput:
+    run_id: int
+    organisation_id: int
+    task_queue: str
+    mail_task_queue: str
+    page_size: int = 25  # notices rendered by one activity
+    parallel_pages: int = 4  # pages rendered at once
+    answer_timeout_hours: int = 24  # no answer by then: as «Non» (status expired)
+
+
+@dataclass
+class RunAnswer:
+    """Signal `answer`: the manager's answer to «Marquer les avis comme édités ?», recorded on the run first."""
+
+    confirmed: bool
+
+
+@dataclass
+class RobotInput:
+    organisation_id: int
+    mail_task_queue: str
+    task_queue: str
+    current_send_id: int | None = None  # carried across continue-as-new: a send to finish first
+
+
+@dataclass
+class RobotControl:
+    """Signal `control`: pause | resume | wake (settings changed, notices validated)."""
+
+    command: str
