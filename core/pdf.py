@@ -117,6 +117,63 @@ def _child_main(conn: Connection, html: str, base_url: str | None) -> None:
         conn.close()
 
 
+def _batch_child_main(conn: Connection, htmls: list[str], base_url: str | None) -> None:
+    fetcher = RestrictedURLFetcher()
+    try:
+        for html in htmls:
+            try:
+                conn.send(("ok", render_pdf_in_process(html, base_url=base_url, url_fetcher=fetcher)))
+            except Exception as exc:  # this document failed; the others still render
+                conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
+
+
+def render_pdfs(htmls: list[str], *, timeout_seconds: float = 30.0,
+                base_url: str | None = None) -> list[bytes | PdfError]:
+    """Render several documents in ONE child process (started once: about a second, shared by the batch), each
+    within ``timeout_seconds`` of the previous one. Returns, in order, each document's bytes or the PdfError it
+    failed with; after a timeout the child is killed and the documents not yet rendered fail with it too.
+    Blocking: call it from a worker thread in async code."""
+    if timeout_seconds <= 0:
+        raise ValueError("timeout_seconds must be positive")
+    if not htmls:
+        return []
+    reader, writer = _MP_CONTEXT.Pipe(duplex=False)
+    process = _MP_CONTEXT.Process(
+        target=_batch_child_main, args=(writer, htmls, base_url), name="relais-pdf-batch", daemon=True
+    )
+    results: list[bytes | PdfError] = []
+    try:
+        process.start()
+        writer.close()
+        for index in range(len(htmls)):
+            # The first document also waits for the child to start (import WeasyPrint).
+            if not reader.poll(timeout_seconds + (5.0 if index == 0 else 0.0)):
+                results += [PdfTimeoutError(timeout_seconds)] * (len(htmls) - index)
+                break
+            try:
+                status, payload = reader.recv()
+            except EOFError:
+                process.join(5)
+                failed = PdfError(f"La génération du PDF a échoué (processus terminé, code {process.exitcode})")
+                results += [failed] * (len(htmls) - index)
+                break
+            if status == "ok" and isinstance(payload, bytes):
+                results.append(payload)
+            else:
+                results.append(PdfError(f"La génération du PDF a échoué : {payload}"))
+        return results
+    finally:
+        writer.close()
+        reader.close()
+        if process.is_alive():
+            process.kill()
+        if process.pid is not None:
+            process.join()
+        process.close()
+
+
 def render_pdf(html: str, *, timeout_seconds: float = 30.0, base_url: str | None = None) -> bytes:
     """Render ``html`` to PDF bytes in a child process killed after ``timeout_seconds``.
 

@@ -23,6 +23,7 @@ from core.pdf import (
     RestrictedURLFetcher,
     render_pdf,
     render_pdf_in_process,
+    render_pdfs,
 )
 
 SECRET_FILE = "file:///etc/passwd"
@@ -223,3 +224,18 @@ def test_render_pdf_ok_leaves_no_child() -> None:
 def test_invalid_timeout() -> None:
     with pytest.raises(ValueError):
         render_pdf("<p>x</p>", timeout_seconds=0)
+
+
+def test_render_pdfs_batch_in_one_child_keeps_order_and_isolates_a_slow_document() -> None:
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    small = ['<link rel="stylesheet" href="relais-asset:/base.css"><h1>Avis n°1</h1>',
+             f'<h1>Avis n°2</h1><img src="{SECRET_FILE}">']  # a refused resource does not fail the document
+    results = render_pdfs(small, timeout_seconds=20)
+    assert [isinstance(r, bytes) and r.startswith(b"%PDF") for r in results] == [True, True]
+    assert results[0] != results[1]
+    huge = "<table>" + "<tr><td>ligne</td><td>ligne</td></tr>" * 40_000 + "</table>"
+    results = render_pdfs([small[0], huge, small[0]], timeout_seconds=1.5)
+    assert isinstance(results[0], bytes)
+    assert [type(r) for r in results[1:]] == [PdfTimeoutError, PdfTimeoutError]  # killed: the rest fails too
+    assert _live_render_children(before) == []
+    assert render_pdfs([], timeout_seconds=1) == []
