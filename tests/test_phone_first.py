@@ -76,9 +76,9 @@ async def _fits(page, name: str) -> None:  # type: ignore[no-untyped-def]
     assert not found["small"], f"{name}: tap targets under 44 px: {found['small']}"
 
 
-def _campaign_mails() -> tuple[str, list[int], str]:
+def _campaign_mails() -> tuple[list[int], list[str]]:
     """A fleet whose mails are written to the outbox by the production paths: an e-mail campaign's batch, a
-    Workflow campaign's first page, a test mail. Returns (org slug, outbox ids, driver space URL)."""
+    Workflow campaign's first page, a test mail. Returns (outbox ids, the drivers' Espace Conducteur URLs)."""
     settings = get_settings()
     org = make_org(drivers=[
         {"matricule": "PH001", "nom": "Delacroix-Montmorency", "prenom": "Marie-Françoise",
@@ -118,7 +118,7 @@ def _campaign_mails() -> tuple[str, list[int], str]:
     with session_scope() as session:
         ids = list(session.scalars(select(OutboxMessage.id).where(OutboxMessage.organisation_id == org.id)
                                    .order_by(OutboxMessage.id)))
-    return org.slug, ids, driver_space_url(settings, driver_id)
+    return ids, [driver_space_url(settings, d) for d in org.driver_ids]
 
 
 def _removal_mails() -> tuple[list[int], dict[str, str], str]:
@@ -148,7 +148,7 @@ def _removal_mails() -> tuple[list[int], dict[str, str], str]:
 
 async def test_every_public_page_and_mail_fits_a_phone(phone, removals_server: str,  # type: ignore[no-untyped-def]
                                                        dev_worker: Client) -> None:
-    _slug, campaign_ids, space = _campaign_mails()
+    campaign_ids, (space, space_without_vehicle) = _campaign_mails()
     removal_ids, links, deposer_email = _removal_mails()
     with session_scope() as session:
         space_driver = session.scalars(select(FollowUp).order_by(FollowUp.id.desc())).first()
@@ -170,7 +170,12 @@ async def test_every_public_page_and_mail_fits_a_phone(phone, removals_server: s
     # Espace Conducteur (vehicle, licence form, fine), and a link that is no good.
     await phone.goto(space)
     assert "Relevé demandé" in (await phone.text_content("main") or "")
+    dates = await phone.locator("input[placeholder='jj/mm/aaaa']").evaluate_all("els => els.map((e) => e.value)")
+    assert re.fullmatch(r"\d\d/\d\d/\d{4}", dates[0]), dates  # «Date du relevé», today in French
     await _fits(phone, "espace-conducteur")
+    await phone.goto(space_without_vehicle)
+    assert "Aucun véhicule ne vous est affecté" in (await phone.text_content("main") or "")
+    await _fits(phone, "espace-conducteur-sans-vehicule")
     await phone.goto(space[:-6] + "abcdef")
     await _fits(phone, "espace-conducteur-lien-invalide")
     # Action-link confirmation pages (core.linkpages: the test mail's acknowledgement).

@@ -12,7 +12,7 @@ import pytest
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic", "--lang=fr-FR"]  # French date pickers
+        "--disable-sync", "--no-first-run", "--disable-quic"]
 # A phone as the people outside the office hold it: 390 × 844 CSS pixels, touch, mobile viewport rules.
 PHONE: dict[str, Any] = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True,
                          "device_scale_factor": 2}
