@@ -1,7 +1,7 @@
 """campaigns: a Workflow campaign may leave out the recipients who cannot answer its first step
 
 Revision ID: b7c2e19f4a60
-Revises: 4d7a91c3e2b6
+Revises: 9c4e2f7a1b30
 Create Date: 2026-12-03 16:10:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "b7c2e19f4a60"
-down_revision: str | None = "4d7a91c3e2b6"
+down_revision: str | None = "9c4e2f7a1b30"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
