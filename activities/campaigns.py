@@ -1,11 +1,11 @@
 """Campaigns activities: DB and rendering work for the campaigns workflows."""
 
-from markupsafe import escape
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from core import outbox
 from core.db import session_scope
+from core.maillayout import button_html
 from core.rendering import RenderError
 from core.settings import Settings
 from services.campaigns.links import ack_url
@@ -35,7 +35,7 @@ class CampaignActivities:
             except RenderError as exc:
                 raise ApplicationError(str(exc), non_retryable=True) from exc
             link = ack_url(self.settings, test_mail.id)
-            html = mail.html + f'<p><a href="{escape(link)}">Confirmer la réception</a></p>'
+            html = mail.document(after_html=f"<p>{button_html(link, 'Confirmer la réception')}</p>")
             text = mail.text + f"\n\nConfirmer la réception : {link}\n"
             outbox_id = outbox.enqueue(
                 session, settings=self.settings, organisation_id=test_mail.organisation_id,

@@ -31,3 +31,12 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   });
 });
+// Phones stack table rows (relais.css): each cell is labelled with its column's heading.
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("table").forEach((table) => {
+    const heads = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+    table.querySelectorAll("tbody tr").forEach((tr) => {
+      [...tr.children].forEach((td, i) => { if (heads[i] && td.colSpan === 1) td.dataset.label = heads[i]; });
+    });
+  });
+});

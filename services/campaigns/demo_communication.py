@@ -89,3 +89,15 @@ def load_communication_demo(session: Session, orgs: dict[str, int]) -> None:
         session.add(Campaign(organisation_id=org_id, name="Relevé kilométrique Haute-Garonne", kind="email",
                              list_id=existing_lists["Haute-Garonne"].id,
                              template_id=existing_templates["Relevé KM"].id, created_by_id=author))
+    # A Relevé KM Workflow campaign ready to launch: about a third of the drivers have no vehicle, and its page
+    # says so before the launch (and offers to leave them out).
+    workflow_campaign = "Relevé KM workflow Haute-Garonne"
+    if session.scalars(select(Campaign.id).where(Campaign.organisation_id == org_id,
+                                                 Campaign.name == workflow_campaign)).first() is None:
+        session.flush()
+        definition_id = session.scalars(select(WorkflowDefinition.id).where(
+            WorkflowDefinition.organisation_id == org_id, WorkflowDefinition.name == "WF-Relevé KM")).first()
+        if definition_id is not None:
+            session.add(Campaign(organisation_id=org_id, name=workflow_campaign, kind="workflow",
+                                 list_id=existing_lists["Haute-Garonne"].id, workflow_definition_id=definition_id,
+                                 created_by_id=author))

@@ -3,8 +3,7 @@
 from datetime import date
 from typing import Any
 
-from markupsafe import Markup
-
+from core.maillayout import button_html
 from services.campaigns.models import Driver, Fine, Vehicle
 
 # Order and names as the seed's "CHAMPS DYNAMIQUES" panel shows them.
@@ -36,7 +35,7 @@ def _date(value: date | None) -> str:
 
 def driver_context(driver: Driver, vehicle: Vehicle | None, *, link: str, html: bool = False,
                    fine: Fine | None = None) -> dict[str, Any]:
-    """Values of every field for one driver; in HTML the link is a real anchor, elsewhere the bare URL."""
+    """Values of every field for one driver; in HTML the link is a button to tap, elsewhere the bare URL."""
     vehicule = " ".join(p for p in (vehicle.marque, vehicle.modele, vehicle.immatriculation) if p) if vehicle else ""
     return {
         "nom": driver.nom,
@@ -51,7 +50,7 @@ def driver_context(driver: Driver, vehicle: Vehicle | None, *, link: str, html: 
         "dernier_releve": f"{vehicle.dernier_releve_km:,} km".replace(",", " ")
         if vehicle and vehicle.dernier_releve_km is not None else "",
         "date_dernier_releve": _date(vehicle.date_dernier_releve if vehicle else None),
-        LINK_FIELD: Markup('<a href="{}">{}</a>').format(link, LINK_LABEL) if html else link,
+        LINK_FIELD: button_html(link, LINK_LABEL) if html else link,
         "numero_amende": fine.numero if fine else "",
         "date_amende": _date(fine.date_infraction if fine else None),
         "montant_amende": f"{fine.montant:.2f} €".replace(".", ",") if fine and fine.montant is not None else "",

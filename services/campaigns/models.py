@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -138,6 +139,8 @@ class Campaign(OrgScoped, Authored, Base):
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
     workflow_id: Mapped[str | None] = mapped_column(String(200))
     total: Mapped[int] = mapped_column(Integer, default=0)
+    # Workflow campaigns: recipients who cannot answer (no vehicle for a reading, no address) were left out.
+    leave_out_unable: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class CampaignRecipient(Base):

@@ -122,7 +122,7 @@ async def link_page(request: Request, kind: str, token: str) -> HTMLResponse:
     if problem := refusal(action, row.status):
         return _page(request, 409, heading=heading, row=row, message=problem, error=True)
     return _page(request, heading=heading, row=row, action=action, button=button,
-                 form={"removal_date": process.now_paris().strftime("%Y-%m-%dT%H:%M")})
+                 form={"removal_date": process.now_paris().strftime("%d/%m/%Y %H:%M")})
 
 
 @router.post("/liens/{kind}/{token}", response_class=HTMLResponse)

@@ -62,7 +62,8 @@ def step_message(settings: Settings, workflow_id: str, index: int, step: StepSna
                                      fine=fine)
     except RenderError as exc:
         raise StepUnrenderable(str(exc)) from exc
-    return outbox.NewMessage(f"{workflow_id}-step-{index}", [to], rendered.subject, rendered.text, rendered.html, cc)
+    return outbox.NewMessage(f"{workflow_id}-step-{index}", [to], rendered.subject, rendered.text, rendered.document(),
+                              cc)
 
 
 def prepare_page(session: Session, settings: Settings, inp: LaunchPage) -> Page | None:

@@ -13,6 +13,7 @@ from services.campaigns.models import Campaign, CampaignRecipient, DistributionL
 from services.campaigns.service.campaigns import STATUS_LABELS
 from services.campaigns.service.lists import recipients_query
 from services.campaigns.service.mailtemplates import current_vehicles, render_for_driver
+from services.campaigns.service.reach import able_only
 from workflows.data.campaigns import PrepareBatch, PreparedBatch, RecordBatch
 
 MISSING_EMAIL = ("Mail manquant", "Adresse mail manquante dans les infos du conducteur")
@@ -29,7 +30,9 @@ def freeze_recipients(session: Session, *, campaign_id: int) -> int:
         raise CampaignGone(f"Campagne {campaign_id} introuvable")
     dlist = session.get(DistributionList, campaign.list_id)
     assert dlist is not None
-    drivers = recipients_query(campaign.organisation_id, dlist.filters).order_by(None).subquery()
+    # A Workflow campaign launched leaving out who cannot answer (`reach`) never freezes them.
+    drivers = able_only(session, campaign, recipients_query(campaign.organisation_id, dlist.filters)
+                        .order_by(None)).subquery()
     session.execute(
         insert(CampaignRecipient)
         .from_select(["campaign_id", "driver_id", "email", "state"],
@@ -75,7 +78,7 @@ def prepare_batch(session: Session, settings: Settings, inp: PrepareBatch) -> Pr
             changes.append({"id": r.id, "state": "error", "status": "Erreur de modèle", "message": str(exc)})
             continue
         messages[r.id] = outbox.NewMessage(f"campaign-{inp.campaign_id}-driver-{driver.id}", [driver.email],
-                                           mail.subject, mail.text, mail.html)
+                                           mail.subject, mail.text, mail.document())
     ids = outbox.enqueue_many(session, settings=settings, organisation_id=campaign.organisation_id,
                               messages=list(messages.values()))  # HeaderInjection: the caller's to fail for good
     for recipient_id, message in messages.items():

@@ -17,8 +17,11 @@ from services.campaigns.service.driverworkflows import IncompleteDefinition, sna
 from workflows.data.campaigns import EMAIL_CAMPAIGN, WORKFLOW_CAMPAIGN, EmailCampaignInput, WorkflowCampaignInput
 
 
-def launch_campaign(session: Session, settings: Settings, *, campaign: Campaign, user: User) -> None:
-    """EN ATTENTE → EN COURS ENVOI and the start of its workflow, together or not at all; raises CampaignRefused."""
+def launch_campaign(session: Session, settings: Settings, *, campaign: Campaign, user: User,
+                    leave_out_unable: bool = False) -> None:
+    """EN ATTENTE → EN COURS ENVOI and the start of its workflow, together or not at all; raises CampaignRefused.
+    `leave_out_unable` (Workflow campaigns): the recipients who cannot answer (`reach`) are not frozen, so
+    nobody asks them what they cannot give."""
     if campaign.kind == "workflow":
         definition = session.get(WorkflowDefinition, campaign.workflow_definition_id)
         if definition is None or not definition.enabled:
@@ -33,6 +36,7 @@ def launch_campaign(session: Session, settings: Settings, *, campaign: Campaign,
         except IncompleteDefinition as exc:
             raise CampaignRefused(f"{exc} Lancement refusé.") from exc
     claim_launch(session, campaign=campaign, user=user)
+    campaign.leave_out_unable = leave_out_unable and campaign.kind == "workflow"  # read by the freeze
     organisation = session.get(Organisation, campaign.organisation_id)
     assert organisation is not None
     workflow, arg = ((WORKFLOW_CAMPAIGN, WorkflowCampaignInput(campaign.id, settings.task_queue,

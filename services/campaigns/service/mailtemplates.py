@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.db import get_scoped, scoped, utcnow
+from core.maillayout import wrap_mail_html
 from core.models import User
 from core.rendering import render, render_text_as_html
 from core.settings import Settings
@@ -15,6 +16,7 @@ from services.campaigns.fields import FIELDS, LINK_FIELD, driver_context
 from services.campaigns.links import driver_space_url
 from services.campaigns.models import Campaign, Driver, Fine, MailTemplate, Vehicle, WorkflowDefinition
 
+MAIL_FOOTER = "Message envoyé par votre gestionnaire de flotte."
 EXTERNAL_LINK_MESSAGE = "Il n'est pas possible d'intégrer des liens externes"
 _FIELD = re.compile(r"{{(.*?)}}")
 _TLDS = ("fr|com|net|org|eu|io|info|biz|be|ch|de|uk|es|it|nl|lu|re|co|me|app|dev|xyz|online|site|shop|store|"
@@ -163,7 +165,11 @@ def delete(session: Session, *, template: MailTemplate) -> str | None:
 class RenderedMail:
     subject: str
     text: str
-    html: str
+    html: str  # the body alone (what previews show)
+
+    def document(self, *, after_html: str = "") -> str:
+        """The mail's HTML part: the body (then `after_html`) inside the one responsive mail layout."""
+        return wrap_mail_html(self.html + after_html, title=self.subject, footer=MAIL_FOOTER)
 
 
 def current_vehicles(session: Session, driver_ids: list[int]) -> dict[int, Vehicle]:

@@ -13,7 +13,7 @@ from core.settings import get_settings
 from core.ui import author_names, flash, paginate, render_page
 from services.campaigns.models import Campaign, WorkflowDefinition
 from services.campaigns.service import campaigns as service
-from services.campaigns.service import launch
+from services.campaigns.service import launch, reach
 from services.campaigns.service.lists import list_lists, recipients_query
 from services.campaigns.service.mailtemplates import list_templates
 
@@ -77,7 +77,10 @@ def create_campaign(request: Request, user: Manager, session: DbSession, name: A
 def show_campaign(request: Request, campaign_id: int, user: CurrentUser, session: DbSession) -> HTMLResponse:
     campaign = _campaign(session, user, campaign_id)
     settings = get_settings()
-    return render_page(request, "campaign.html", user=user, campaign=campaign,
+    unable, unable_total = (reach.unable_recipients(session, campaign=campaign) if campaign.status == "pending"
+                            else ([], 0))
+    return render_page(request, "campaign.html", user=user, campaign=campaign, unable=unable,
+                       unable_total=unable_total,
                        progress=service.progress(session, campaign), status_labels=service.STATUS_LABELS,
                        names=author_names(session, [campaign]), templates={t.id: t.name for t in list_templates(
                            session, organisation_id=user.organisation_id)},
@@ -140,10 +143,11 @@ def campaign_recipients(request: Request, campaign_id: int, user: CurrentUser, s
 
 
 @router.post("/{campaign_id}/lancer")
-def launch_campaign(request: Request, campaign_id: int, user: Manager, session: DbSession) -> RedirectResponse:
+def launch_campaign(request: Request, campaign_id: int, user: Manager, session: DbSession,
+                    leave_out: Annotated[str, Form()] = "") -> RedirectResponse:
     campaign = _campaign(session, user, campaign_id)
     try:
-        launch.launch_campaign(session, get_settings(), campaign=campaign, user=user)
+        launch.launch_campaign(session, get_settings(), campaign=campaign, user=user, leave_out_unable=leave_out == "1")
     except service.CampaignRefused as exc:
         session.rollback()
         flash(request, str(exc), "error")

@@ -19,7 +19,8 @@ from core.settings import get_settings
 from core.ui import render_page, today_paris
 from services.campaigns.departements import departement_from_postal_code
 from services.campaigns.links import SPACE_PATH, SPACE_PURPOSE
-from services.campaigns.models import Driver, Fine, FollowUp, Vehicle
+from services.campaigns.models import Driver, Fine, Vehicle
+from services.campaigns.service.driverspace import space_state
 from services.campaigns.service.driverworkflows import driver_answered
 from services.campaigns.service.fines import PROOF_MAX_BYTES, declare_payment, record_reading, unpaid_fines
 
@@ -53,10 +54,9 @@ def _page(request: Request, session: Session, token: str, *, status: int = 200, 
                            error=True, action_label=None)
     vehicles = list(session.scalars(select(Vehicle).where(Vehicle.driver_id == driver.id)
                                     .order_by(Vehicle.immatriculation)))
-    asked = set(session.scalars(select(FollowUp.family).where(FollowUp.driver_id == driver.id,
-                                                                FollowUp.status == "en_cours")))
+    state = space_state(session, driver_id=driver.id, vehicle_ids=[v.id for v in vehicles])
     response = render_page(request, "driver_space.html", status, driver=driver, vehicles=vehicles,
-                           fines=unpaid_fines(session, driver_id=driver.id), asked=asked, message=message,
+                           fines=unpaid_fines(session, driver_id=driver.id), state=state, message=message,
                            errors=errors or {}, today=today_paris(), categories=LICENCE_CATEGORIES,
                            proof_mb=PROOF_MAX_BYTES // (1024 * 1024), base=f"{SPACE_PATH}/{token}")
     response.headers.update(LINK_HEADERS)

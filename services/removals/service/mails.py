@@ -1,4 +1,5 @@
-"""The removals mails, rendered from `templates/mails/` (developer-written, autoescaped HTML, plain text).
+"""The removals mails, rendered from `templates/mails/` (developer-written, autoescaped HTML, plain text); the HTML
+ones extend the one responsive mail layout (`core/templates/mail/layout.html`).
 
 Keys are deterministic so that a retried activity finds its outbox row: one notification per (request, deposer),
 one alert per (mandate, status), one reminder per (request, deposer), one overdue alert per (request, date).
@@ -9,8 +10,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment
 
+from core.maillayout import mail_environment
 from core.outbox import NewMessage
 from core.settings import Settings
 from services.removals.service.queries import PARIS, MandateRow
@@ -26,6 +28,7 @@ ALERTS = {
     "annulee": ("Annulation de votre demande de dépose {vin}", "est informé de l'annulation de la demande de "
                                                                "dépose suivante"),
 }
+FOOTER = "Message envoyé par Relais pour le service Déposes."
 
 
 @dataclass
@@ -38,17 +41,18 @@ class LinkedRow:
 
 @lru_cache
 def _env() -> Environment:
-    env = Environment(loader=FileSystemLoader(str(MAILS)), autoescape=True, undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True)
+    env = mail_environment(MAILS, trim_blocks=True, lstrip_blocks=True)
     env.filters["d"] = lambda v: v.strftime("%d/%m/%Y") if v else "-"
     env.filters["dt"] = lambda v: v.astimezone(PARIS).strftime("%d/%m/%Y %H:%M") if v else "-"
     env.globals["labels"] = STATUS_LABELS
     return env
 
 
-def _render(name: str, **ctx: Any) -> tuple[str, str]:
+def _render(name: str, title: str, **ctx: Any) -> tuple[str, str]:
+    """Text and HTML parts; `title` (the subject) titles the HTML document."""
     env = _env()
-    return env.get_template(f"{name}.txt").render(**ctx), env.get_template(f"{name}.html").render(**ctx)
+    html = env.get_template(f"{name}.html").render(title=title, preheader="", footer=FOOTER, **ctx)
+    return env.get_template(f"{name}.txt").render(**ctx), html
 
 
 def _linked(rows: list[MandateRow], settings: Settings) -> list[LinkedRow]:
@@ -62,7 +66,7 @@ def deposer_notification(rows: list[MandateRow], settings: Settings, *, reminder
     subject = (f"Relance : demande de dépose #{first.request_no} de {first.requester_name} en attente de votre "
                f"réponse" if reminder else
                f"Demande de dépose #{first.request_no} de {first.requester_name} : {len(rows)} véhicule(s)")
-    text, html = _render("deposer_notification", first=first, items=_linked(rows, settings), reminder=reminder,
+    text, html = _render("deposer_notification", subject, first=first, items=_linked(rows, settings), reminder=reminder,
                          accept_all=accept_all_url(settings, first.request_id, first.deposer_id),
                          extranet=f"{settings.removals_url.rstrip('/')}/deposes")
     return NewMessage(key, [first.deposer_email or ""], subject, text, html)
@@ -71,28 +75,30 @@ def deposer_notification(rows: list[MandateRow], settings: Settings, *, reminder
 def requester_received(groups: list[list[MandateRow]], settings: Settings) -> NewMessage:
     """One mail to the tracking address: which deposers were told ("Prévenu"), with how many vehicles."""
     first = groups[0][0]
-    text, html = _render("requester_received", first=first, groups=groups,
+    subject = f"Prise en compte de votre demande de dépose #{first.request_no}"
+    text, html = _render("requester_received", subject, first=first, groups=groups,
                          url=f"{settings.removals_url.rstrip('/')}/demandes/{first.request_no}")
-    return NewMessage(f"removal-request-{first.request_id}-prevenu", [first.tracking_email],
-                      f"Prise en compte de votre demande de dépose #{first.request_no}", text, html)
+    return NewMessage(f"removal-request-{first.request_id}-prevenu", [first.tracking_email], subject, text, html)
 
 
 def requester_alert(row: MandateRow, status: str, settings: Settings) -> NewMessage:
-    subject, verb = ALERTS[status]
-    text, html = _render("requester_alert", row=row, status=status, verb=verb,
+    subject_format, verb = ALERTS[status]
+    subject = subject_format.format(vin=row.vin)
+    text, html = _render("requester_alert", subject, row=row, status=status, verb=verb,
                          url=f"{settings.removals_url.rstrip('/')}/demandes/{row.request_no}")
-    return NewMessage(f"removal-{row.id}-{status}", [row.tracking_email], subject.format(vin=row.vin), text, html)
+    return NewMessage(f"removal-{row.id}-{status}", [row.tracking_email], subject, text, html)
 
 
 def deposer_cancelled(row: MandateRow) -> NewMessage:
-    text, html = _render("deposer_cancelled", row=row)
-    return NewMessage(f"removal-{row.id}-annulee-deposer", [row.deposer_email or ""],
-                      f"Annulation de la demande de dépose {row.vin}", text, html)
+    subject = f"Annulation de la demande de dépose {row.vin}"
+    text, html = _render("deposer_cancelled", subject, row=row)
+    return NewMessage(f"removal-{row.id}-annulee-deposer", [row.deposer_email or ""], subject, text, html)
 
 
 def requester_overdue(rows: list[MandateRow], settings: Settings) -> NewMessage:
     first = rows[0]
-    text, html = _render("requester_overdue", first=first, rows=rows,
+    subject = f"Dépose non effectuée à la date souhaitée : demande #{first.request_no}"
+    text, html = _render("requester_overdue", subject, first=first, rows=rows,
                          url=f"{settings.removals_url.rstrip('/')}/demandes/{first.request_no}")
     return NewMessage(f"removal-overdue-{first.request_id}-{first.desired_date.isoformat()}", [first.tracking_email],
-                      f"Dépose non effectuée à la date souhaitée : demande #{first.request_no}", text, html)
+                      subject, text, html)

@@ -37,7 +37,7 @@ def mandates(request: Request, user: Deposer, session: DbSession, q: str = "", s
 
 def _mandate_page(request: Request, user: User, row: MandateRow, *, status: int = 200, message: str | None = None,
                   form: dict[str, str] | None = None, template: str = "deposer_mandate.html") -> HTMLResponse:
-    defaults = {"removal_date": process.now_paris().strftime("%Y-%m-%dT%H:%M")}
+    defaults = {"removal_date": process.now_paris().strftime("%d/%m/%Y %H:%M")}
     return render_page(request, template, status, user=user, row=row, labels=STATUS_LABELS,
                        actions=allowed_actions(row.status), message=message, form=defaults | (form or {}))
 
