@@ -9,7 +9,7 @@ from temporalio.exceptions import ApplicationError
 from core.db import session_scope, utcnow
 from core.logging import log
 from core.models import OutboxMessage
-from core.outbox import HeaderInjection, build_email, smtp_send
+from core.outbox import HeaderInjection, build_email, envelope, smtp_send
 from core.settings import Settings
 from workflows.data.mail import SendResult
 
@@ -34,7 +34,7 @@ class MailActivities:
         if row.status in ("sent", "ko"):
             return SendResult(outbox_id, row.status, row.last_reply or "")
         try:
-            reply = await smtp_send(self.settings, build_email(row))
+            reply = await smtp_send(self.settings, build_email(row), envelope(row))
         except HeaderInjection as exc:
             await asyncio.to_thread(self._record, outbox_id, "ko", str(exc))
             return SendResult(outbox_id, "ko", str(exc))

@@ -3,9 +3,11 @@
 import hashlib
 import hmac
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.header import Header
 from email.message import Message
+from email.mime.application import MIMEApplication
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import formataddr, formatdate, parseaddr
@@ -51,6 +53,11 @@ class NewMessage:
     text: str
     html: str | None = None
     cc: list[str] = field(default_factory=list)
+    bcc: list[str] = field(default_factory=list)  # envelope only: never in a header
+    sender: str | None = None  # None: the installation's MAIL_FROM
+    reply_to: str | None = None
+    # [{"filename", "content_type", "storage_key"}]: the sender loads the bytes (`Attachment`) when it builds the mail
+    attachments: list[dict[str, str]] = field(default_factory=list)
 
 
 def enqueue(session: Session, *, settings: Settings, organisation_id: int, key: str, to: list[str],
@@ -70,13 +77,14 @@ def enqueue_many(session: Session, *, settings: Settings, organisation_id: int,
     if not messages:
         return {}
     for m in messages:
-        for address in [*m.to, *m.cc]:
+        for address in [*m.to, *m.cc, *m.bcc, *(a for a in (m.sender, m.reply_to) if a)]:
             _check_header("To/Cc", address)
         _check_header("Subject", m.subject)
     now = utcnow()
     rows = [dict(organisation_id=organisation_id, key=m.key, message_id=message_id_for(m.key, settings),
-                 sender=settings.mail_from, recipients=m.to, cc=m.cc, subject=m.subject, text_body=m.text,
-                 html_body=m.html, attachments=[], status="pending", attempts=0, created_at=now) for m in messages]
+                 sender=m.sender or settings.mail_from, recipients=m.to, cc=m.cc, bcc=m.bcc, reply_to=m.reply_to,
+                 subject=m.subject, text_body=m.text, html_body=m.html, attachments=m.attachments, status="pending",
+                 attempts=0, created_at=now) for m in messages]
     # executemany form: one cached statement, batched by SQLAlchemy's "insertmanyvalues"; the table, not the ORM
     # class, so that it stays a plain INSERT (the ORM's bulk path costs more than the statement).
     inserted = session.execute(_INSERT, rows)
@@ -99,22 +107,43 @@ def _address(value: str) -> str:
     return formataddr((name, address), charset="utf-8") if name else address
 
 
-def build_email(row: OutboxMessage) -> MIMEMultipart | MIMEText:
-    """The MIME message of an outbox row.
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    content: bytes
+
+
+def build_email(row: OutboxMessage, attachments: Sequence[Attachment] = ()) -> MIMEMultipart | MIMEText:
+    """The MIME message of an outbox row; `attachments` are the bytes its `attachments` name, loaded by the
+    sender (a row that names files cannot be sent without them).
 
     Built with the classic `email.mime` classes (compat32 policy): three times cheaper than
     `EmailMessage`, which matters when a campaign builds thousands of them.
     """
+    if len(attachments) != len(row.attachments or []):
+        raise ValueError(f"outbox {row.id}: {len(row.attachments)} pièce(s) jointe(s) attendue(s)")
     text = MIMEText(row.text_body, "plain", "utf-8")
     msg: MIMEMultipart | MIMEText = text
     if row.html_body:
         msg = MIMEMultipart("alternative")
         msg.attach(text)
         msg.attach(MIMEText(row.html_body, "html", "utf-8"))
+    if attachments:
+        body, msg = msg, MIMEMultipart("mixed")
+        msg.attach(body)
+        for item in attachments:
+            maintype, _, subtype = item.content_type.partition("/")
+            part = MIMEApplication(item.content, subtype or "octet-stream") if maintype == "application" \
+                else MIMEApplication(item.content)
+            part.add_header("Content-Disposition", "attachment", filename=_check_header("filename", item.filename))
+            msg.attach(part)
     msg["From"] = _address(_check_header("From", row.sender))
     msg["To"] = ", ".join(_address(_check_header("To", a)) for a in row.recipients)
     if row.cc:
         msg["Cc"] = ", ".join(_address(_check_header("Cc", a)) for a in row.cc)
+    if row.reply_to:
+        msg["Reply-To"] = _address(_check_header("Reply-To", row.reply_to))
     msg["Subject"] = _header(_check_header("Subject", row.subject))
     msg["Message-ID"] = row.message_id
     msg["Date"] = formatdate(localtime=False)
@@ -123,14 +152,18 @@ def build_email(row: OutboxMessage) -> MIMEMultipart | MIMEText:
 
 def envelope(row: OutboxMessage) -> tuple[str, list[str]]:
     """SMTP envelope sender and recipients, without re-parsing the built headers."""
-    return parseaddr(row.sender)[1], [*row.recipients, *row.cc]
+    return parseaddr(row.sender)[1], [*row.recipients, *row.cc, *(row.bcc or [])]
 
 
-async def smtp_send(settings: Settings, msg: Message) -> str:
-    """One SMTP transaction; returns the server's final reply. Raises aiosmtplib errors as they come."""
+async def smtp_send(settings: Settings, msg: Message, envelope: tuple[str, list[str]] | None = None) -> str:
+    """One SMTP transaction; returns the server's final reply. Raises aiosmtplib errors as they come.
+    `envelope` (sender, recipients), as `envelope(row)` gives it, carries the Bcc the headers do not."""
     context = ssl.create_default_context() if settings.smtp_starttls else None
+    sender, recipients = envelope if envelope else (None, None)
     _errors, reply = await aiosmtplib.send(
         msg,
+        sender=sender,
+        recipients=recipients,
         hostname=settings.smtp_host,
         port=settings.smtp_port,
         username=settings.smtp_username,

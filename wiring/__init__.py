@@ -8,6 +8,7 @@ from temporalio.client import Client
 
 from activities.mail import MailActivities
 from activities.mail_batch import MailBatchActivities
+from activities.notices import NoticeMailActivities
 from core.platform import ServiceSpec
 from core.settings import Settings
 from services.campaigns.spec import SPEC as CAMPAIGNS
@@ -20,4 +21,5 @@ SERVICES: tuple[ServiceSpec, ...] = (CAMPAIGNS, NOTICES, REMOVALS, INTERVENTIONS
 
 def mail_activities(settings: Settings, client: Client) -> list[Callable[..., object]]:
     """Every service's mails leave through these (outbox rows, `core.outbox`), on the mail task queue."""
-    return [MailActivities(settings).send_mail, MailBatchActivities(settings).send_mail_batch]
+    return [MailActivities(settings).send_mail, MailBatchActivities(settings).send_mail_batch,
+            NoticeMailActivities(settings).send_validated_notices]

@@ -40,3 +40,13 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   });
 });
+// «Sélection»: a button with data-select-all="NAME" ticks every checkbox NAME of its form, or unticks them all.
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("[data-select-all]").forEach((btn) => {
+    btn.addEventListener("click", () => {
+      const boxes = [...btn.form.querySelectorAll(`input[type=checkbox][name="${btn.dataset.selectAll}"]`)];
+      const tick = boxes.some((box) => !box.checked);
+      boxes.forEach((box) => { box.checked = tick; });
+    });
+  });
+});

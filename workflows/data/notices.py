@@ -75,7 +75,7 @@ class RobotInput:
     organisation_id: int
     mail_task_queue: str
     task_queue: str
-    current_send_id: int | None = None  # carried across continue-as-new: a send to finish first
+    batch_limit: int = 200  # notices one activity sends at most (then the workflow looks at its signals)
 
 
 @dataclass
@@ -83,3 +83,81 @@ class RobotControl:
     """Signal `control`: pause | resume | wake (settings changed, notices validated)."""
 
     command: str
+
+
+@dataclass
+class RunPage:
+    run_id: int
+    page: int
+    page_size: int
+
+
+@dataclass
+class RenderedPage:
+    rendered: int
+    failed: list[str]  # "n°<numéro> : <why>" of the notices that could not be rendered
+
+
+@dataclass
+class Applied:
+    """What a notice's status is after an activity applied an action or an outcome (with its «Statut du PDF»
+    label for the search attribute)."""
+
+    status: str
+    label: str
+
+
+@dataclass
+class NoticeOutcome:
+    notice_id: int
+    outcome: SendOutcome
+
+
+@dataclass
+class RobotConfig:
+    paused: bool
+    idle_ms: int
+    error_wait_ms: int
+
+
+@dataclass
+class RobotBatch:
+    """What one `send_validated_notices` did, and why it stopped: empty | error | paused | limit."""
+
+    sent: int
+    failed: int
+    stopped: str
+    error: str | None = None
+
+
+@dataclass
+class RunEnd:
+    """A run ends without «Oui»: declined («Non»), expired (no answer in time) or failed (PDFs that would not
+    render, listed in `reasons`)."""
+
+    run_id: int
+    status: str
+    reasons: list[str]
+
+
+@dataclass
+class RobotRun:
+    organisation_id: int
+    limit: int  # notices to send at most before the workflow looks at its signals again
+    task_queue: str  # where the notices' workflows run (the outcomes are signalled there)
+
+
+@dataclass
+class NoticeRef:
+    """A notice, and the task queues its workflow and the robot run on (what an activity queues goes there)."""
+
+    notice_id: int
+    task_queue: str
+    mail_task_queue: str
+
+
+@dataclass
+class RobotState:
+    organisation_id: int
+    state: str  # running | paused | error_wait | idle
+    error: str | None = None

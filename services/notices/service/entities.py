@@ -32,6 +32,8 @@ FORM: dict[str, tuple[str, f.Parser, bool]] = {
     "vat_number": ("N° de TVA intracommunautaire", f.text(30, upper=True), False),
     "letter_town": ("Ville de la date des avis", f.text(100, upper=True), False),
     "next_notice_no": ("Prochain n° d'avis", f.whole(1, 2_000_000_000), False),
+    # A checkbox: absent from the form means unticked (E → V at once, no manager validation).
+    "manual_confirmation": ("Confirmation manuelle des avis d'échéances à envoyer par mail", f.yes_no(False), False),
 }
 
 

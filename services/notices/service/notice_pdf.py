@@ -105,6 +105,7 @@ class NoticeContent:
     total_ttc: Decimal
     fixed_fees: Decimal
     reminder: str | None
+    letter_text: str = ""  # the run's «Etat_text», after the standard paragraph
 
     @property
     def total(self) -> Decimal:
@@ -122,7 +123,7 @@ def recipient_lines(client: Client) -> tuple[str, ...]:
 
 
 def build_content(*, entity: LegalEntity, client: Client, contract: Contract, receipt: Receipt, number: int | None,
-                  letter_date: date, fixed_fees: Decimal = Decimal("0.00")) -> NoticeContent:
+                  letter_date: date, fixed_fees: Decimal = Decimal("0.00"), letter_text: str = "") -> NoticeContent:
     """What the notice of `receipt` says, dated `letter_date` ("<ville> le <date>")."""
     who = civility(client.title)
     reminder = None
@@ -138,7 +139,8 @@ def build_content(*, entity: LegalEntity, client: Client, contract: Contract, re
         client_number=client.number, salutation=who.salutation, period_start=receipt.period_start,
         period_end=receipt.period_end, effect_date=receipt.effect_date, collection=receipt.collection,
         receipt_type=receipt.receipt_type, premium_ht=receipt.premium_ht, taxes=receipt.taxes, fees=receipt.fees,
-        total_ttc=receipt.total_ttc, fixed_fees=fixed_fees.quantize(Decimal("0.01")), reminder=reminder)
+        total_ttc=receipt.total_ttc, fixed_fees=fixed_fees.quantize(Decimal("0.01")), reminder=reminder,
+        letter_text=letter_text.strip())
 
 
 def content_for_receipt(session: Session, *, organisation_id: int, receipt_id: int, number: int | None,

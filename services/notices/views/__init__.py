@@ -3,8 +3,8 @@ notices kept for each client."""
 
 from fastapi import APIRouter
 
-from services.notices.views import clients, contracts, documents, entities, home, imports
+from services.notices.views import clients, contracts, documents, entities, home, imports, queue, runs
 
 router = APIRouter()
-for module in (home, entities, clients, contracts, imports, documents):
+for module in (home, runs, queue, entities, clients, contracts, imports, documents):
     router.include_router(module.router)

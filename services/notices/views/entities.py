@@ -44,7 +44,7 @@ def entity_list(request: Request, user: Broker, session: DbSession) -> HTMLRespo
 
 @router.get("/entites/nouvelle", response_class=HTMLResponse)
 def new_entity(request: Request, user: BrokerAdmin) -> HTMLResponse:
-    return _form_page(request, user, entity=None, values={"next_notice_no": 1})
+    return _form_page(request, user, entity=None, values={"next_notice_no": 1, "manual_confirmation": True})
 
 
 @router.post("/entites/nouvelle", response_class=HTMLResponse)
