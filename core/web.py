@@ -8,10 +8,12 @@ from urllib.parse import quote
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Form, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import text
+from sqlalchemy.exc import DataError
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
@@ -22,6 +24,7 @@ from core.auth import DbSession, LoginRequired
 from core.db import get_engine
 from core.limits import BodySizeLimit
 from core.logging import configure_logging, log
+from core.params import database_refusal, french_errors
 from core.security import authenticate
 from core.settings import get_settings
 from core.temporal import connect
@@ -190,6 +193,24 @@ def _install_error_pages(app: FastAPI, templates: Jinja2Templates) -> None:
         if not wants_html(request):
             return JSONResponse({"detail": "Authentification requise."}, status_code=401)
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+
+    @app.exception_handler(RequestValidationError)
+    async def refused_input(request: Request, exc: RequestValidationError) -> Response:
+        errors = french_errors(exc.errors())
+        if not wants_html(request):
+            return JSONResponse({"detail": errors}, status_code=422)
+        return templates.TemplateResponse(
+            request, "error.html", {"status": 422, "message": " ".join(e["msg"] for e in errors)}, status_code=422)
+
+    @app.exception_handler(DataError)
+    async def refused_by_database(request: Request, exc: DataError) -> Response:
+        # The safety net behind the schemas' bounds: a value PostgreSQL cannot store (NUL character, number out of
+        # range) is the caller's error, not ours. The session was rolled back: nothing was written.
+        log.warning("request.refused_by_database", error=str(exc.orig)[:300])
+        message = database_refusal(exc)
+        if not wants_html(request):
+            return JSONResponse({"detail": message}, status_code=422)
+        return templates.TemplateResponse(request, "error.html", {"status": 422, "message": message}, status_code=422)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
