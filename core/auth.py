@@ -4,7 +4,8 @@ from collections.abc import Iterator
 from typing import Annotated
 
 import structlog
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from core.db import session_scope
@@ -52,10 +53,15 @@ def require_role(*roles: str):  # type: ignore[no-untyped-def]
 Manager = Annotated[User, Depends(require_role("manager"))]
 
 
-def partner_key(session: DbSession, authorization: Annotated[str | None, Header()] = None,
-                x_api_key: Annotated[str | None, Header()] = None) -> ApiKey:
-    """API key from `Authorization: Bearer rk_…` or `X-API-Key: rk_…`."""
-    raw = x_api_key or (authorization[7:] if authorization and authorization.lower().startswith("bearer ") else None)
+# Declared as security schemes: the OpenAPI page gets its «Authorize» button, and the key is no parameter.
+_API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="Clé d'API `rk_…` du partenaire")
+_BEARER = HTTPBearer(auto_error=False, description="La même clé en `Authorization: Bearer rk_…`")
+
+
+def partner_key(session: DbSession, x_api_key: Annotated[str | None, Security(_API_KEY_HEADER)] = None,
+                bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None) -> ApiKey:
+    """API key from `X-API-Key: rk_…` or `Authorization: Bearer rk_…`."""
+    raw = x_api_key or (bearer.credentials if bearer else None)
     key = verify_api_key(session, raw) if raw else None
     if key is None:
         raise HTTPException(401, "Clé d'API absente ou invalide.", headers={"WWW-Authenticate": "Bearer"})

@@ -1,4 +1,5 @@
-"""A request-body cap for every service: uploads are refused before they fill a temporary file."""
+"""Limits for every service: a request-body cap (uploads are refused before they fill a temporary file), and the
+refusal of a rate-limited request (`RateLimited`, e.g. «Mot de passe oublié ?», `core.passwordreset`)."""
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -56,3 +57,11 @@ async def _refuse(send: Send) -> None:
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": TOO_LARGE})
+
+
+class RateLimited(Exception):
+    """Too many requests of one kind (counted in the database, so across every process): answered 429."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

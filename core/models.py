@@ -3,7 +3,18 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -61,6 +72,22 @@ class UsedActionLink(Base):
     purpose: Mapped[str] = mapped_column(String(60))
     subject: Mapped[str] = mapped_column(String(200))
     used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PasswordResetRequest(Base):
+    """One «Mot de passe oublié ?» request, known address or not: what the per-address and per-client rate limits
+    count (`core.passwordreset`). The link itself is a signed token; its single use is a `UsedActionLink` row."""
+
+    __tablename__ = "password_reset_requests"
+    __table_args__ = (Index("ix_password_reset_requests_email", "email", "requested_at"),
+                      Index("ix_password_reset_requests_client", "client", "requested_at"), SCHEMA)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))  # as typed, lower-cased
+    client: Mapped[str] = mapped_column(String(100))  # the caller's IP address
+    # None: no such active user (and no mail sent).
+    user_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("core.users.id", ondelete="SET NULL"))
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class WorkflowSignal(OrgScoped, Base):

@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     mailcatcher_url: str = "http://localhost:8025"
 
     session_max_age_seconds: int = 8 * 3600
+    # «Mot de passe oublié ?»: validity of the reset link (minutes), and requests allowed per hour for one address
+    # and for one client (IP address).
+    password_reset_minutes: int = 60
+    password_reset_per_address: int = 3
+    password_reset_per_client: int = 10
+    # The «Support» link of the login page (mailto: or https:); empty: no link.
+    support_url: str = "mailto:support@relais.local"
     action_link_max_age_days: int = 30
     # Validity of the {{lien_connexion}} link to the driver's space (no password: the link is the key).
     driver_space_link_days: int = 30

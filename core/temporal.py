@@ -35,6 +35,9 @@ SA_DOCUMENT = SearchAttributeKey.for_keyword("RelaisDocument")  # fine number, n
 SA_FAMILY = SearchAttributeKey.for_keyword("RelaisFamily")  # workflow family / kind of process
 SA_STATUS = SearchAttributeKey.for_keyword("RelaisStatus")  # business status, kept up to date
 
+# The platform's own workflow (not a service's): send one outbox row (`workflows/single_mail.py`, wired by `wiring/`).
+SINGLE_MAIL = "SingleMailWorkflow"
+
 SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[str], ...] = (
     SA_ORGANISATION, SA_DOMAIN, SA_CAMPAIGN, SA_PERSON, SA_VEHICLE, SA_DOCUMENT, SA_FAMILY, SA_STATUS,
 )

@@ -8,20 +8,25 @@ from urllib.parse import quote
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Form, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import text
+from sqlalchemy.exc import DataError
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
+from core import passwordreset
 from core.auth import DbSession, LoginRequired
 from core.db import get_engine
-from core.limits import BodySizeLimit
+from core.limits import BodySizeLimit, RateLimited
+from core.linkpages import LINK_HEADERS
 from core.logging import configure_logging, log
+from core.params import database_refusal, french_errors
 from core.security import authenticate
 from core.settings import get_settings
 from core.temporal import connect
@@ -79,6 +84,7 @@ def create_app(*, name: str, title: str, service_dir: Path, home: str = "/",
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.include_router(_health_router())
     app.include_router(_login_router(templates, home))
+    app.include_router(_password_router(templates, name))
     for router in ui_routers:
         app.include_router(router, dependencies=[Depends(csrf_protect)])
     for router in (*api_routers, *public_routers):
@@ -150,7 +156,8 @@ def _login_router(templates: Jinja2Templates, home: str) -> APIRouter:
 
     @router.get("/login", response_class=HTMLResponse)
     def login_page(request: Request, next: str = home) -> HTMLResponse:
-        return templates.TemplateResponse(request, "login.html", {"next": _safe_next(next, home), "errors": {}})
+        return templates.TemplateResponse(request, "login.html", {"next": _safe_next(next, home), "errors": {},
+                                                                  "support_url": get_settings().support_url})
 
     @router.post("/login", response_class=HTMLResponse, dependencies=[Depends(csrf_protect)])
     def login(request: Request, session: DbSession, email: Annotated[str, Form()] = "",
@@ -160,7 +167,7 @@ def _login_router(templates: Jinja2Templates, home: str) -> APIRouter:
             log.info("auth.login_failed", email=email)
             return templates.TemplateResponse(
                 request, "login.html",
-                {"next": _safe_next(next, home), "email": email,
+                {"next": _safe_next(next, home), "email": email, "support_url": get_settings().support_url,
                  "errors": {"password": "E-mail ou mot de passe incorrect."}},
                 status_code=401,
             )
@@ -179,6 +186,64 @@ def _login_router(templates: Jinja2Templates, home: str) -> APIRouter:
     return router
 
 
+def _password_router(templates: Jinja2Templates, service: str) -> APIRouter:
+    """«Mot de passe oublié ?» (`core.passwordreset`): ask the address, then the mailed link's page sets a new one."""
+    router = APIRouter(include_in_schema=False, dependencies=[Depends(csrf_protect)])
+
+    def page(request: Request, name: str, status: int = 200, **ctx: object) -> HTMLResponse:
+        context = {"errors": {}, "support_url": get_settings().support_url, **ctx}
+        return templates.TemplateResponse(request, name, context, status_code=status, headers=LINK_HEADERS)
+
+    @router.get("/mot-de-passe-oublie", response_class=HTMLResponse)
+    def forgot_page(request: Request) -> HTMLResponse:
+        return page(request, "password_forgot.html")
+
+    @router.post("/mot-de-passe-oublie", response_class=HTMLResponse)
+    def forgot(request: Request, session: DbSession, email: Annotated[str, Form(max_length=320)] = "") -> Response:
+        if "@" not in email.strip():
+            return page(request, "password_forgot.html", 422, email=email,
+                        errors={"email": "Indiquez l'adresse e-mail de votre compte."})
+        settings = get_settings()
+        try:
+            passwordreset.request_reset(session, settings, email=email,
+                                        client=request.client.host if request.client else "inconnu",
+                                        base_url=settings.service_urls()[service])
+        except RateLimited as exc:
+            log.info("auth.reset_rate_limited", email=email)
+            return page(request, "password_forgot.html", 429, email=email, errors={"email": exc.message})
+        log.info("auth.reset_requested", email=email)
+        # The same answer whether the address is a user's or not.
+        return page(request, "password_forgot.html", sent=email.strip(), minutes=settings.password_reset_minutes)
+
+    @router.get(passwordreset.PATH + "/{token}", response_class=HTMLResponse)
+    def reset_page(request: Request, session: DbSession, token: str) -> HTMLResponse:
+        try:
+            checked = passwordreset.check_link(session, get_settings(), token)
+        except passwordreset.ResetRefused as exc:
+            return page(request, "password_reset.html", exc.status, refused=exc.message)
+        return page(request, "password_reset.html", token=token, email=checked.user.email)
+
+    @router.post(passwordreset.PATH + "/{token}", response_class=HTMLResponse)
+    def reset(request: Request, session: DbSession, token: str, password: Annotated[str, Form()] = "",
+              confirm: Annotated[str, Form()] = "") -> Response:
+        settings = get_settings()
+        try:
+            checked = passwordreset.check_link(session, settings, token)
+            if problem := passwordreset.password_problem(password, confirm):
+                return page(request, "password_reset.html", 422, token=token, email=checked.user.email,
+                            errors={"password": problem})
+            user = passwordreset.reset_password(session, settings, token=token, password=password)
+        except passwordreset.ResetRefused as exc:
+            session.rollback()
+            return page(request, "password_reset.html", exc.status, refused=exc.message)
+        log.info("auth.password_reset", user_id=user.id)
+        request.session.clear()
+        flash(request, "Votre mot de passe a été changé : connectez-vous avec le nouveau.")
+        return RedirectResponse("/login", status_code=303)
+
+    return router
+
+
 def _safe_next(target: str, home: str) -> str:
     """Only local paths: `next` must never send a user to another site."""
     return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else home
@@ -190,6 +255,24 @@ def _install_error_pages(app: FastAPI, templates: Jinja2Templates) -> None:
         if not wants_html(request):
             return JSONResponse({"detail": "Authentification requise."}, status_code=401)
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+
+    @app.exception_handler(RequestValidationError)
+    async def refused_input(request: Request, exc: RequestValidationError) -> Response:
+        errors = french_errors(exc.errors())
+        if not wants_html(request):
+            return JSONResponse({"detail": errors}, status_code=422)
+        return templates.TemplateResponse(
+            request, "error.html", {"status": 422, "message": " ".join(e["msg"] for e in errors)}, status_code=422)
+
+    @app.exception_handler(DataError)
+    async def refused_by_database(request: Request, exc: DataError) -> Response:
+        # The safety net behind the schemas' bounds: a value PostgreSQL cannot store (NUL character, number out of
+        # range) is the caller's error, not ours. The session was rolled back: nothing was written.
+        log.warning("request.refused_by_database", error=str(exc.orig)[:300])
+        message = database_refusal(exc)
+        if not wants_html(request):
+            return JSONResponse({"detail": message}, status_code=422)
+        return templates.TemplateResponse(request, "error.html", {"status": 422, "message": message}, status_code=422)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:

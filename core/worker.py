@@ -26,13 +26,14 @@ MAIL_ACTIVITIES_IN_FLIGHT = 20
 
 
 def build_workers(client: Client, settings: Settings, services: Sequence[ServiceSpec], mail_activities: Activities,
-                  *, task_queue: str | None = None, mail_task_queue: str | None = None,
-                  executor: ThreadPoolExecutor) -> list[Worker]:
-    """The main and mail workers of `services`; tests pass their own task queue names."""
+                  *, platform_workflows: Sequence[type] = (), task_queue: str | None = None,
+                  mail_task_queue: str | None = None, executor: ThreadPoolExecutor) -> list[Worker]:
+    """The main and mail workers of `services` (and the platform's own workflows, e.g. the one-off mail); tests pass
+    their own task queue names."""
     main = Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=[w for spec in services for w in spec.workflows],
+        workflows=[*platform_workflows, *(w for spec in services for w in spec.workflows)],
         activities=[a for spec in services if spec.activities for a in spec.activities(settings, client)],
         activity_executor=executor,
         interceptors=[LogContextInterceptor()],
@@ -54,7 +55,8 @@ def build_relay(client: Client, settings: Settings, *, task_queue: str | None = 
     return SignalRelay(client, settings, task_queue=task_queue)
 
 
-async def run(services: Sequence[ServiceSpec], mail_activities: Activities, only: str | None = None) -> None:
+async def run(services: Sequence[ServiceSpec], mail_activities: Activities, only: str | None = None,
+              platform_workflows: Sequence[type] = ()) -> None:
     """Run both workers, or only one: `--only mail` puts SMTP on its own process (and CPU core)."""
     configure_logging()
     settings = get_settings()
@@ -65,7 +67,8 @@ async def run(services: Sequence[ServiceSpec], mail_activities: Activities, only
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
-        main_worker, mail_worker = build_workers(client, settings, services, mail_activities, executor=executor)
+        main_worker, mail_worker = build_workers(client, settings, services, mail_activities,
+                                                   platform_workflows=platform_workflows, executor=executor)
         workers = {"main": [main_worker], "mail": [mail_worker]}.get(only or "", [main_worker, mail_worker])
         tasks = [asyncio.create_task(w.run()) for w in workers]
         # The relay runs beside the main worker (one active per task queue, whatever the number of processes).

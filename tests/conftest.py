@@ -122,10 +122,11 @@ async def dev_worker(dev_env: WorkflowEnvironment, smtp_sink: SmtpSink) -> Async
     from core.settings import get_settings
     from core.signals import stop_relay
     from core.worker import ACTIVITY_THREADS, build_relay, build_workers
-    from wiring import SERVICES, mail_activities
+    from wiring import PLATFORM_WORKFLOWS, SERVICES, mail_activities
 
     with ThreadPoolExecutor(ACTIVITY_THREADS) as executor:
-        workers = build_workers(dev_env.client, get_settings(), SERVICES, mail_activities, executor=executor)
+        workers = build_workers(dev_env.client, get_settings(), SERVICES, mail_activities,
+                                platform_workflows=PLATFORM_WORKFLOWS, executor=executor)
         async with workers[0], workers[1]:
             relay = asyncio.create_task(build_relay(dev_env.client, get_settings()).run())
             yield dev_env.client
@@ -137,12 +138,13 @@ async def time_worker(time_env: WorkflowEnvironment, smtp_sink: SmtpSink) -> Asy
     """Workers on fresh task queues of the time-skipping server: (client, task queue, mail task queue)."""
     from core.settings import get_settings
     from core.worker import ACTIVITY_THREADS, build_workers
-    from wiring import SERVICES, mail_activities
+    from wiring import PLATFORM_WORKFLOWS, SERVICES, mail_activities
 
     queue, mail_queue = f"tq-{uuid4().hex[:8]}", f"mail-{uuid4().hex[:8]}"
     with ThreadPoolExecutor(ACTIVITY_THREADS) as executor:
         workers: list[Worker] = build_workers(time_env.client, get_settings(), SERVICES, mail_activities,
-                                              task_queue=queue, mail_task_queue=mail_queue, executor=executor)
+                                              platform_workflows=PLATFORM_WORKFLOWS, task_queue=queue,
+                                              mail_task_queue=mail_queue, executor=executor)
         async with workers[0], workers[1]:
             yield time_env.client, queue, mail_queue
 

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from temporalio.client import Client
 
 from activities.campaigns import CampaignActivities
-from core import outbox
+from core import outbox, passwordreset
 from core.db import session_scope
 from core.models import OutboxMessage
 from core.settings import get_settings
@@ -146,6 +146,17 @@ def _removal_mails() -> tuple[list[int], dict[str, str], str]:
         return [ids[m.key] for m in messages], links, deposer.email
 
 
+def _password_reset_mail(email: str, base_url: str) -> tuple[str, str]:
+    """The «Mot de passe oublié ?» mail of `email`, written by the production path: (its HTML, its link)."""
+    with session_scope() as session:
+        passwordreset.request_reset(session, get_settings(), email=email, client="192.0.2.1", base_url=base_url)
+    with session_scope() as session:
+        row = session.scalars(select(OutboxMessage).where(OutboxMessage.recipients == [email],
+                                                          OutboxMessage.key.like("password-reset-%"))).one()
+        link = re.findall(r"https?://\S+/mot-de-passe/nouveau/\S+", row.text_body)[0]
+        return row.html_body or "", link
+
+
 async def test_every_public_page_and_mail_fits_a_phone(phone, removals_server: str,  # type: ignore[no-untyped-def]
                                                        dev_worker: Client) -> None:
     campaign_ids, (space, space_without_vehicle) = _campaign_mails()
@@ -191,6 +202,16 @@ async def test_every_public_page_and_mail_fits_a_phone(phone, removals_server: s
     # The deposer's extranet: login, list, mandate, report.
     await phone.goto(f"{removals_server}/login")
     await _fits(phone, "connexion")
+    # «Mot de passe oublié ?»: the form, the mail and its link's page (core.passwordreset).
+    await phone.goto(f"{removals_server}/mot-de-passe-oublie")
+    await _fits(phone, "mot-de-passe-oublie")
+    reset_html, reset_link = _password_reset_mail(deposer_email, removals_server)
+    await phone.set_content(reset_html)
+    await _fits(phone, "mail-mot-de-passe")
+    await phone.goto(reset_link)
+    assert await phone.locator("form button.primary").count() == 1
+    await _fits(phone, "nouveau-mot-de-passe")
+    await phone.goto(f"{removals_server}/login")
     await phone.fill("#email", deposer_email)
     await phone.fill("#password", PASSWORD)
     await phone.click("button[type=submit]")

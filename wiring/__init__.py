@@ -15,8 +15,11 @@ from services.campaigns.spec import SPEC as CAMPAIGNS
 from services.interventions.spec import SPEC as INTERVENTIONS
 from services.notices.spec import SPEC as NOTICES
 from services.removals.spec import SPEC as REMOVALS
+from workflows.single_mail import SingleMailWorkflow
 
 SERVICES: tuple[ServiceSpec, ...] = (CAMPAIGNS, NOTICES, REMOVALS, INTERVENTIONS)
+# Workflows of the platform itself (core starts them by type name): the one-off mail of a password reset.
+PLATFORM_WORKFLOWS: tuple[type, ...] = (SingleMailWorkflow,)
 
 
 def mail_activities(settings: Settings, client: Client) -> list[Callable[..., object]]:

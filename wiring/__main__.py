@@ -6,7 +6,7 @@ import sys
 
 from core import demo, worker
 from core.devstack import run as devstack
-from wiring import SERVICES, mail_activities
+from wiring import PLATFORM_WORKFLOWS, SERVICES, mail_activities
 
 
 def main() -> int:
@@ -18,7 +18,7 @@ def main() -> int:
     commands.add_parser("demo", help="load the demo data (idempotent; refused in prod)")
     args = parser.parse_args()
     if args.command == "worker":
-        asyncio.run(worker.run(SERVICES, mail_activities, args.only))
+        asyncio.run(worker.run(SERVICES, mail_activities, args.only, PLATFORM_WORKFLOWS))
         return 0
     if args.command == "demo":
         demo.load_demo(SERVICES)

@@ -9,12 +9,13 @@ import hashlib
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from core.auth import DbSession, PartnerKey
 from core.models import ApiKey, Organisation, UsedActionLink
+from core.params import PageNo, PerPage, RecordId
 from core.ui import today_paris
 from services.notices.models import Client, Contract, LegalEntity, Receipt
 from services.notices.schemas import (
@@ -34,15 +35,11 @@ from services.notices.service.records import CLIENTS, CONTRACTS, RECEIPTS, Kind,
 
 router = APIRouter(prefix="/api/v1", tags=["avis d'échéance"])
 BROKER_KIND = "broker"
-MAX_ID = 2**63 - 1
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Introuvable (ou d'une autre organisation)"}}
 SAVE_ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"description": "Cette clé d'idempotence a déjà servi pour une autre requête"},
     422: {"model": RefusedOut, "description": "Lot refusé : rien n'a été enregistré"},
 }
-Id = Annotated[int, Path(ge=1, le=MAX_ID)]
-PageNo = Annotated[int, Query(ge=1, le=100_000, description="Page (à partir de 1)")]
-PerPage = Annotated[int, Query(ge=1, le=500, description="Lignes par page (500 au maximum)")]
 IdempotencyKey = Annotated[str | None, Header(max_length=200,
                                               description="Rejouer la même clé n'applique le lot qu'une fois")]
 
@@ -72,7 +69,7 @@ def list_clients(key: BrokerKey, session: DbSession, q: Annotated[str, Query(max
 
 
 @router.get("/clients/{client_id}", response_model=ClientOut, responses=NOT_FOUND, summary="Un client")
-def get_client(client_id: Id, key: BrokerKey, session: DbSession) -> Client:
+def get_client(client_id: RecordId, key: BrokerKey, session: DbSession) -> Client:
     client = directory.get_client(session, organisation_id=key.organisation_id, client_id=client_id)
     if client is None:
         raise HTTPException(404, "Client introuvable.")
@@ -95,7 +92,7 @@ def list_contracts(key: BrokerKey, session: DbSession, q: Annotated[str, Query(m
 
 
 @router.get("/contracts/{contract_id}", response_model=ContractOut, responses=NOT_FOUND, summary="Un contrat")
-def get_contract(contract_id: Id, key: BrokerKey, session: DbSession) -> ContractOut:
+def get_contract(contract_id: RecordId, key: BrokerKey, session: DbSession) -> ContractOut:
     contract = directory.get_contract(session, organisation_id=key.organisation_id, contract_id=contract_id)
     if contract is None:
         raise HTTPException(404, "Contrat introuvable.")
@@ -132,7 +129,7 @@ def _date(value: str) -> date | None:
 
 
 @router.get("/receipts/{receipt_id}", response_model=ReceiptOut, responses=NOT_FOUND, summary="Une quittance")
-def get_receipt(receipt_id: Id, key: BrokerKey, session: DbSession) -> ReceiptOut:
+def get_receipt(receipt_id: RecordId, key: BrokerKey, session: DbSession) -> ReceiptOut:
     receipt = directory.get_receipt(session, organisation_id=key.organisation_id, receipt_id=receipt_id)
     if receipt is None:
         raise HTTPException(404, "Quittance introuvable.")

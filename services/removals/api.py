@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from core.auth import DbSession, PartnerKey
 from core.models import ApiKey, Organisation, UsedActionLink
+from core.params import PageNo, PerPage, RecordId
 from core.settings import get_settings
 from core.ui import paginate
 from services.removals.schemas import ConfirmIn, MandateOut, RefuseIn, TransitionOut
@@ -54,16 +55,16 @@ def _mandate(session: DbSession, key: ApiKey, mandate_id: int) -> MandateRow:
 
 
 @router.get("/mandates", response_model=list[MandateOut], summary="Mandats de dépose adressés au partenaire")
-def list_mandates(key: DeposerKey, session: DbSession, statut: str = "", vin: str = "", page: int = 1,
-                  per_page: int = 100) -> list[MandateOut]:
+def list_mandates(key: DeposerKey, session: DbSession, statut: str = "", vin: str = "",
+                  page: PageNo = 1, per_page: PerPage = 100) -> list[MandateOut]:
     stmt = listings.deposer_stmt(key.organisation_id, q=vin, statut=statut)
-    result = paginate(session, stmt, page=page, per_page=min(max(per_page, 1), 500))
+    result = paginate(session, stmt, page=page, per_page=per_page)
     return [_out(MandateRow(**r._mapping)) for r in result.items]
 
 
 @router.get("/mandates/{mandate_id}", response_model=MandateOut, responses={404: ERRORS[404]},
             summary="Un mandat de dépose")
-def get_mandate(mandate_id: int, key: DeposerKey, session: DbSession) -> MandateOut:
+def get_mandate(mandate_id: RecordId, key: DeposerKey, session: DbSession) -> MandateOut:
     return _out(_mandate(session, key, mandate_id))
 
 
@@ -101,14 +102,14 @@ IdempotencyKey = Annotated[str | None, Header(description="Rejouer la même clé
 
 @router.post("/mandates/{mandate_id}/accept", response_model=TransitionOut, responses=ERRORS,
              summary="Accepter la demande de dépose")
-def accept(mandate_id: int, key: DeposerKey, session: DbSession,
+def accept(mandate_id: RecordId, key: DeposerKey, session: DbSession,
            idempotency_key: IdempotencyKey = None) -> TransitionOut:
     return _act(session, key, mandate_id, "accept", MandateAction(by=f"API ({key.name})"), idempotency_key)
 
 
 @router.post("/mandates/{mandate_id}/refuse", response_model=TransitionOut, responses=ERRORS,
              summary="Refuser la demande de dépose (motif obligatoire)")
-def refuse(mandate_id: int, body: RefuseIn, key: DeposerKey, session: DbSession,
+def refuse(mandate_id: RecordId, body: RefuseIn, key: DeposerKey, session: DbSession,
            idempotency_key: IdempotencyKey = None) -> TransitionOut:
     payload = MandateAction(by=f"API ({key.name})", reason=body.reason)
     return _act(session, key, mandate_id, "refuse", payload, idempotency_key)
@@ -116,7 +117,7 @@ def refuse(mandate_id: int, body: RefuseIn, key: DeposerKey, session: DbSession,
 
 @router.post("/mandates/{mandate_id}/confirm", response_model=TransitionOut, responses=ERRORS,
              summary="Signaler la dépose (le boîtier a été démonté du véhicule)")
-def confirm(mandate_id: int, body: ConfirmIn, key: DeposerKey, session: DbSession,
+def confirm(mandate_id: RecordId, body: ConfirmIn, key: DeposerKey, session: DbSession,
             idempotency_key: IdempotencyKey = None) -> TransitionOut:
     removal_date = body.removal_date if body.removal_date.tzinfo else body.removal_date.replace(tzinfo=process.PARIS)
     payload = MandateAction(by=f"API ({key.name})", removal_date=removal_date, box_digits=body.box_digits,

@@ -15,3 +15,11 @@ class BatchSendResult:
     sent: int
     ko: int
     pending: int
+
+
+@dataclass(frozen=True)
+class SingleMailInput:
+    """One outbox row to send, already written by the producer (`workflows.single_mail`)."""
+
+    outbox_id: int
+    mail_task_queue: str
