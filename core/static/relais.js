@@ -40,3 +40,16 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   });
 });
+// Progressive enhancement of forms: an element with data-shown-when="field=value" is shown only while the form's
+// field `field` holds `value` (the campaign form's template or workflow picker). Without script, all stay visible
+// and the server still checks what fits.
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("[data-shown-when]").forEach((el) => {
+    const [name, value] = el.dataset.shownWhen.split("=");
+    const field = el.closest("form")?.elements.namedItem(name);
+    if (!field) return;
+    const sync = () => { el.hidden = field.value !== value; };
+    field.addEventListener("change", sync);
+    sync();
+  });
+});
