@@ -102,13 +102,18 @@ def _vehicle(rng: random.Random, organisation_id: int, plate: str, driver_id: in
     reading = date(2026, 1, 5) + timedelta(days=rng.randint(0, 300))
     other = rng.choice(list(MODELS))
     future = f"{other} {rng.choice(MODELS[other])[0]} (commande en cours)" if rng.random() < 0.1 else None
+    gamme = f"{rng.choice(ENGINES)} {rng.choice(TRIMS)}"  # drawn in the same order as ever: same demo data
+    date_fin, months = date(2025, 6, 1) + timedelta(days=rng.randint(0, 1600)), rng.choice([36, 48])
+    # Active since the contract began; an unassigned vehicle whose contract ended is Inactive since its end.
+    inactive = driver_id is None and date_fin < date(2026, 12, 1)
     return {
         "organisation_id": organisation_id, "immatriculation": plate, "type_materiel": kind, "marque": marque,
-        "modele": modele, "gamme": f"{rng.choice(ENGINES)} {rng.choice(TRIMS)}", "loueur": loueur,
+        "modele": modele, "gamme": gamme, "loueur": loueur,
         "mode_gestion": "ACHAT" if bought else "LLD", "fournisseur": "CONCESSION RÉGIONALE" if bought else loueur,
-        "date_fin": date(2025, 6, 1) + timedelta(days=rng.randint(0, 1600)), "duree_contrat_mois": rng.choice([36, 48]),
+        "date_fin": date_fin, "duree_contrat_mois": months,
         "driver_id": driver_id, "futur_vehicule": future, "dernier_releve_km": rng.randint(3000, 160000),
-        "date_dernier_releve": reading,
+        "date_dernier_releve": reading, "situation": "Inactive" if inactive else "Active",
+        "situation_date": date_fin if inactive else date_fin - timedelta(days=round(months * 30.44)),
     }
 
 

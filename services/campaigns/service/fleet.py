@@ -34,6 +34,7 @@ VEHICLE_COLUMNS = {
     "Date de fin": "date_fin", "Durée de contrat (mois)": "duree_contrat_mois",
     "Matricule conducteur": "driver_id", "Futur véhicule": "futur_vehicule",
     "Dernier relevé (km)": "dernier_releve_km", "Date dernier relevé": "date_dernier_releve",
+    "Situation": "situation", "Date de situation": "situation_date",
 }
 DRIVER_HEADERS, VEHICLE_HEADERS = list(DRIVER_COLUMNS), list(VEHICLE_COLUMNS)
 RULES = {  # shown on the import pages, next to each expected column
@@ -45,7 +46,9 @@ RULES = {  # shown on the import pages, next to each expected column
     "Type": "VP, VU…", "Mode de gestion": "LLD, Achat…", "Date de fin": "jj/mm/aaaa",
     "Durée de contrat (mois)": "nombre entier", "Matricule conducteur": "matricule d'un utilisateur existant",
     "Dernier relevé (km)": "nombre entier", "Date dernier relevé": "jj/mm/aaaa",
+    "Situation": "Active ou Inactive (vide : Active)", "Date de situation": "jj/mm/aaaa, depuis quand",
 }
+SITUATIONS = ("Active", "Inactive")
 CIVILITES = {"m": "M.", "m.": "M.", "mr": "M.", "monsieur": "M.", "mme": "Mme", "mme.": "Mme", "madame": "Mme"}
 EMAIL = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[A-Za-z]{2,}")
 SIV = re.compile(r"([A-Z]{2})[- ]?(\d{3})[- ]?([A-Z]{2})")
@@ -93,24 +96,65 @@ def search_drivers(session: Session, *, organisation_id: int, q: str = "", depar
     return paginate(session, stmt.order_by(Driver.nom, Driver.prenom, Driver.id), page=page, per_page=PER_PAGE)
 
 
-def search_vehicles(session: Session, *, organisation_id: int, q: str = "", type_materiel: str = "",
+@dataclass
+class VehicleFilters:
+    """The Matériels list's search, column filters and sort (`sort` a key of SORTS, `descending` its order)."""
+
+    q: str = ""
+    type_materiel: str = ""
+    situation: str = ""
+    marque: str = ""
+    mode_gestion: str = ""
+    fournisseur: str = ""
+    sort: str = "immat"
+    descending: bool = False
+
+
+# Sortable columns of the Matériels list, in the seed's order: key → (heading, columns sorted on).
+SORTS: dict[str, tuple[str, tuple[Any, ...]]] = {
+    "situation": ("Situation", (Vehicle.situation, Vehicle.situation_date)),
+    "type": ("Type de matériel", (Vehicle.type_materiel,)),
+    "immat": ("Immat.", (Vehicle.immatriculation,)),
+    "utilisateur": ("Nom de l'utilisateur", (Driver.nom, Driver.prenom)),
+    "marque": ("Marque", (Vehicle.marque,)),
+    "modele": ("Modèle", (Vehicle.modele,)),
+    "gamme": ("Gamme", (Vehicle.gamme,)),
+    "date_fin": ("Date fin", (Vehicle.date_fin,)),
+    "gestion": ("Gestion", (Vehicle.mode_gestion,)),
+    "fournisseur": ("Fournisseur", (Vehicle.fournisseur,)),
+}
+# Column filters (exact values, chosen among those in use): filter field → column.
+CHOICE_COLUMNS = {"type_materiel": Vehicle.type_materiel, "situation": Vehicle.situation, "marque": Vehicle.marque,
+                  "mode_gestion": Vehicle.mode_gestion, "fournisseur": Vehicle.fournisseur}
+
+
+def search_vehicles(session: Session, *, organisation_id: int, filters: VehicleFilters | None = None,
                     page: int = 1) -> Page[Any]:
-    """(vehicle, driver or None) rows matching immatriculation (dashes optional), marque, modèle, driver name."""
+    """(vehicle, driver or None) rows matching the search words (immatriculation with or without dashes, marque,
+    modèle, driver name) and the column filters, sorted on one column (empty values last)."""
+    filters = filters or VehicleFilters()
     stmt: Select[Any] = scoped(Vehicle, organisation_id).add_columns(Driver).outerjoin(
         Driver, and_(Driver.id == Vehicle.driver_id, Driver.organisation_id == organisation_id))
-    if q.strip():
+    if filters.q.strip():
         plate = func.replace(func.replace(Vehicle.immatriculation, "-", ""), " ", "")
-        words = " ".join(w.replace("-", "") for w in q.split())
+        words = " ".join(w.replace("-", "") for w in filters.q.split())
         stmt = stmt.where(_matches(words, (plate, Vehicle.marque, Vehicle.modele, Driver.nom, Driver.prenom)))
-    if type_materiel:
-        stmt = stmt.where(Vehicle.type_materiel == type_materiel)
-    return paginate(session, stmt.order_by(Vehicle.immatriculation, Vehicle.id), page=page, per_page=PER_PAGE)
+    for name, column in CHOICE_COLUMNS.items():
+        if value := getattr(filters, name):
+            stmt = stmt.where(column == value)
+    _, columns = SORTS.get(filters.sort, SORTS["immat"])
+    order = [(c.desc() if filters.descending else c.asc()).nulls_last() for c in columns]
+    return paginate(session, stmt.order_by(*order, Vehicle.immatriculation, Vehicle.id), page=page,
+                    per_page=PER_PAGE)
 
 
-def vehicle_types(session: Session, *, organisation_id: int) -> list[str]:
-    """The vehicle types in use in the organisation (choices of the list filter)."""
-    stmt = scoped(Vehicle, organisation_id).with_only_columns(Vehicle.type_materiel).distinct()
-    return sorted(t for t in session.scalars(stmt) if t)
+def vehicle_choices(session: Session, *, organisation_id: int) -> dict[str, list[str]]:
+    """The values each filtered column takes in the organisation (choices of the list's filters)."""
+    choices: dict[str, list[str]] = {}
+    for name, column in CHOICE_COLUMNS.items():
+        stmt = scoped(Vehicle, organisation_id).with_only_columns(column).where(column.is_not(None)).distinct()
+        choices[name] = sorted(session.scalars(stmt))
+    return choices
 
 
 def get_driver(session: Session, *, organisation_id: int, driver_id: int) -> Driver | None:
@@ -130,8 +174,12 @@ def driver_vehicles(session: Session, *, organisation_id: int, driver_id: int) -
 
 
 def situation(vehicle: Vehicle, today: date) -> str:
-    """"Active" until the contract's end date, "Échue" after it."""
-    return "Échue" if vehicle.date_fin and vehicle.date_fin < today else "Active"
+    """«Situation» with its date, as the seed shows it: "Active depuis le 01/02/2024" ("à partir du" when the date
+    is still to come), the bare situation when no date was given."""
+    if vehicle.situation_date is None:
+        return vehicle.situation
+    since = "à partir du" if vehicle.situation_date > today else "depuis le"
+    return f"{vehicle.situation} {since} {vehicle.situation_date.strftime('%d/%m/%Y')}"
 
 
 # --- cell parsers (ValueError carries the French reason) ---
@@ -185,6 +233,16 @@ def normalise_plate(value: Any) -> str | None:
     raise ValueError(f"immatriculation invalide « {text} » : format AA-123-AA ou 1234 AB 56 attendu")
 
 
+def _situation(value: Any) -> str | None:
+    text = parse_text(value)
+    if not text:
+        return None
+    found = next((s for s in SITUATIONS if s.lower() == text.lower()), None)
+    if found is None:
+        raise ValueError(f"situation « {text} » inconnue : {' ou '.join(SITUATIONS)} attendu")
+    return found
+
+
 def _int(maximum: int) -> Parser:
     return lambda value: parse_int(value, minimum=0, maximum=maximum)
 
@@ -196,6 +254,7 @@ _VEHICLE_SPECIAL: dict[str, Parser] = {
     "Mode de gestion": _text(Vehicle, "mode_gestion", upper=True), "Date de fin": parse_date,
     "Durée de contrat (mois)": _int(600), "Matricule conducteur": _text(Driver, "matricule"),
     "Dernier relevé (km)": _int(9_999_999), "Date dernier relevé": parse_date,
+    "Situation": _situation, "Date de situation": parse_date,
 }
 DRIVER_PARSERS = {h: _DRIVER_SPECIAL.get(h) or _text(Driver, attr) for h, attr in DRIVER_COLUMNS.items()}
 VEHICLE_PARSERS = {h: _VEHICLE_SPECIAL.get(h) or _text(Vehicle, attr) for h, attr in VEHICLE_COLUMNS.items()}
@@ -290,5 +349,6 @@ def import_vehicles(session: Session, *, organisation_id: int, data: bytes) -> I
     values = []
     for _, record in records:
         matricule = record.pop("Matricule conducteur")
-        values.append({VEHICLE_COLUMNS[h]: v for h, v in record.items()} | {"driver_id": driver_ids.get(matricule)})
+        values.append({VEHICLE_COLUMNS[h]: v for h, v in record.items()}
+                      | {"driver_id": driver_ids.get(matricule), "situation": record["Situation"] or "Active"})
     return _upsert(session, Vehicle, "immatriculation", organisation_id, values)
