@@ -194,3 +194,108 @@ async def test_the_form_shows_only_the_picker_of_the_chosen_type(campaigns_serve
         assert await workflow.is_visible() and not await template.is_visible()
         await page.select_option("#kind", "email")
         assert await template.is_visible() and not await workflow.is_visible()
+
+
+# --- item 13: the lists' plates, and the organisation chart's people ---
+
+async def test_the_drivers_file_brings_the_org_chart(http: httpx.AsyncClient) -> None:
+    from tests.test_fleet import DRIVER_HEADERS, driver_row, upload, xlsx
+
+    org = make_org()
+    await login(http, org.manager_email)
+    bad = xlsx(DRIVER_HEADERS, driver_row("P1", **{"Valideur": "Hélène Horsflotte", "Email valideur": None}))
+    refused = await upload(http, "/utilisateurs", bad)
+    assert refused.status_code == 422
+    assert ("Ligne 2, colonne « Email valideur » : adresse e-mail obligatoire quand un valideur est nommé : c'est "
+            "elle qui identifie cette personne dans l'organigramme") in text(refused)
+    good = xlsx(DRIVER_HEADERS,
+                driver_row("P1", Email="p1@exemple.fr", **{"Valideur": "Hélène Horsflotte",
+                                                            "Email valideur": "helene@exemple.fr"}),
+                driver_row("P2", Email="p2@exemple.fr", **{"Valideur": "Hélène Horsflotte",
+                                                            "Email valideur": "Helene@exemple.fr"}),
+                driver_row("P3", Email="rita@exemple.fr", Nom="Roméo", Prénom="Rita"))
+    done = await upload(http, "/utilisateurs", good)
+    assert done.status_code == 303
+    assert ("3 utilisateurs importés (3 créés, 0 mis à jour) ; organigramme : 2 valideur(s) et responsable(s), "
+            "dont 1 qui ne sont pas utilisateurs") in text(await http.get("/utilisateurs"))
+    chart = text(await http.get("/organigramme"))
+    helene = re.search(r"<tr>\s*<td>Hélène Horsflotte</td>.*?</tr>", chart, re.S)
+    assert helene and "helene@exemple.fr" in helene.group(0) and "Hors utilisateurs" in helene.group(0)
+    assert "2 utilisateurs" in helene.group(0)
+    rita = re.search(r"<tr>\s*<td>Rita Roméo</td>.*?</tr>", chart, re.S)
+    assert rita and "3 utilisateurs" in rita.group(0) and ">Oui</a>" in rita.group(0)
+
+    form = await http.get("/listes/nouvelle")
+    assert ('<option value="helene@exemple.fr" >Hélène Horsflotte (helene@exemple.fr) — 2 utilisateurs, '
+            "hors utilisateurs</option>") in text(form)
+    created = await http.post("/listes/nouvelle", data={"csrf_token": csrf_from(form.text), "name": "Équipe Hélène",
+                                                        "valideur": "inclure", "valideurs": ["helene@exemple.fr"]})
+    assert created.status_code == 303
+    page = text(await http.get(created.headers["location"]))
+    assert '<strong id="recipient-count">2</strong>' in page and "<td>P1</td>" in page and "<td>P2</td>" in page
+    assert "Valideur : inclure les utilisateurs validés par helene@exemple.fr" in page
+
+
+async def test_a_list_includes_or_excludes_picked_plates(http: httpx.AsyncClient) -> None:
+    org = make_org(count=3)  # M0001..M0003 drive AB-000-CD..AB-002-CD
+    await login(http, org.manager_email)
+    form = await http.get("/listes/nouvelle")
+    page = text(form)
+    assert '<input type="search" id="plaques-search" data-option-search="plaques" hidden' in page
+    assert '<option value="AB-001-CD" >AB-001-CD — Nom002 Prénom2</option>' in page
+    token = csrf_from(form.text)
+    unknown = await http.post("/listes/nouvelle", data={"csrf_token": token, "name": "Sauf un",
+                                                        "immatriculation": "exclure", "plaques": ["ZZ-999-ZZ"]})
+    assert unknown.status_code == 422
+    assert "Immatriculation : ZZ-999-ZZ inconnu(s) dans votre flotte." in text(unknown)
+    no_mode = await http.post("/listes/nouvelle", data={"csrf_token": token, "name": "Sauf un",
+                                                        "plaques": ["AB-001-CD"]})
+    assert no_mode.status_code == 422
+    assert "Immatriculation : choisissez Inclure ou Exclure pour les valeurs choisies." in text(no_mode)
+    with session_scope() as session:
+        assert session.scalars(select(DistributionList).where(DistributionList.organisation_id == org.id)).all() == []
+    created = await http.post("/listes/nouvelle", data={"csrf_token": token, "name": "Sauf un",
+                                                        "immatriculation": "exclure", "plaques": ["AB-001-CD"]})
+    recipients = text(await http.get(created.headers["location"]))
+    assert '<strong id="recipient-count">2</strong>' in recipients and "Nom002" not in recipients
+    assert "Immatriculation : exclure les utilisateurs des matériels AB-001-CD" in recipients
+    list_id = int(created.headers["location"].split("/")[2])
+    edit = text(await http.get(f"/listes/{list_id}/modifier"))
+    assert '<option value="AB-001-CD" selected>AB-001-CD — Nom002 Prénom2</option>' in edit
+
+
+async def test_the_demo_org_chart_has_a_valideur_who_drives_nothing(http: httpx.AsyncClient) -> None:
+    await login(http, "gestionnaire@garonne.example")
+    chart = text(await http.get("/organigramme"))
+    helene = re.search(r"<tr>\s*<td>Hélène Castaing</td>.*?</tr>", chart, re.S)
+    assert helene and "Hors utilisateurs" in helene.group(0)
+    lists = text(await http.get("/listes"))
+    link = re.search(r'<a href="(/listes/\d+/destinataires)">Équipe validée par Hélène Castaing</a>', lists)
+    assert link
+    page = text(await http.get(link.group(1)))
+    count = re.search(r'<strong id="recipient-count">(\d+)</strong>', page)
+    assert count and int(count.group(1)) > 5
+
+
+@pytest.mark.browser
+async def test_the_plate_search_narrows_the_multi_select(campaigns_server: str) -> None:
+    org = make_org(count=3)
+    async with browser_page(campaigns_server) as opened:
+        page: Any = opened
+        await page.goto("/login")
+        await page.fill("#email", org.manager_email)
+        await page.fill("#password", PASSWORD)
+        await page.click("button[type=submit]")
+        await page.goto("/listes/nouvelle")
+        await page.select_option("#plaques", ["AB-000-CD"])
+        shown = "os => os.filter(o => !o.hidden).map(o => o.value)"
+        await page.fill("#plaques-search", "002-cd")
+        assert await page.eval_on_selector_all("#plaques option", shown) == ["AB-000-CD", "AB-002-CD"]  # chosen stays
+        await page.fill("#plaques-search", "prénom2")  # the holder's name finds the plate too
+        assert await page.eval_on_selector_all("#plaques option", shown) == ["AB-000-CD", "AB-001-CD"]
+        await page.select_option("#immatriculation", "inclure")
+        await page.fill("#name", "Deux plaques")
+        await page.select_option("#plaques", ["AB-000-CD", "AB-002-CD"])
+        await page.click("button.primary")
+        await page.wait_for_url("**/destinataires")
+        assert await page.text_content("#recipient-count") == "2"

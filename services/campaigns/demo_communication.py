@@ -32,6 +32,8 @@ LISTS = {
     "Haute-Garonne": {"departements": ["31"]},
     "Corse": {"departements": ["2A", "2B"]},
     "Conducteurs avec véhicule (hors valideurs)": {"immatriculation": "inclure", "valideur": "exclure"},
+    # Hélène Castaing is in the organisation chart (valideur) without being a driver.
+    "Équipe validée par Hélène Castaing": {"valideur": "inclure", "valideurs": ["helene.castaing@garonne.example"]},
 }
 FPS = """Bonjour {{prenom}} {{nom}},
 

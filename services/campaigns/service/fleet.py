@@ -20,6 +20,7 @@ from core.excel import ExcelError, ExcelIssue, ExcelRow, parse_date, parse_int, 
 from core.ui import Page, paginate
 from services.campaigns.departements import departement_from_postal_code
 from services.campaigns.models import Driver, Vehicle
+from services.campaigns.service.orgchart import org_chart
 
 PER_PAGE = 50
 DRIVER_COLUMNS = {
@@ -41,7 +42,10 @@ RULES = {  # shown on the import pages, next to each expected column
     "Matricule": "obligatoire, unique dans le fichier ; clé de mise à jour", "Civilité": "M. ou Mme",
     "Nom": "obligatoire", "Prénom": "obligatoire", "Email": "adresse e-mail valide",
     "Code postal": "5 chiffres (le département en est déduit, Corse et outre-mer compris)",
-    "Email responsable": "adresse e-mail valide", "Email valideur": "adresse e-mail valide",
+    "Responsable": "nom d'une personne de l'organigramme, utilisatrice ou non",
+    "Valideur": "nom d'une personne de l'organigramme, utilisatrice ou non",
+    "Email responsable": "adresse e-mail valide ; obligatoire avec un responsable (elle l'identifie)",
+    "Email valideur": "adresse e-mail valide ; obligatoire avec un valideur (elle l'identifie)",
     "Immatriculation": "obligatoire, unique dans le fichier ; AA-123-AA ou 1234 AB 56 ; clé de mise à jour",
     "Type": "VP, VU…", "Mode de gestion": "LLD, Achat…", "Date de fin": "jj/mm/aaaa",
     "Durée de contrat (mois)": "nombre entier", "Matricule conducteur": "matricule d'un utilisateur existant",
@@ -62,6 +66,7 @@ Parser = Callable[[Any], Any]
 class ImportReport:
     created: int
     updated: int
+    note: str = ""  # what else the file brought (the drivers file: the organisation chart)
 
     @property
     def total(self) -> int:
@@ -323,12 +328,24 @@ def import_drivers(session: Session, *, organisation_id: int, data: bytes) -> Im
     if refused and not rows:
         return refused
     records, issues = _validate(rows, DRIVER_PARSERS, {"Matricule", "Nom", "Prénom"}, "Matricule")
+    for number, record in records:
+        for role in ("Responsable", "Valideur"):
+            if record.get(role) and not record.get(f"Email {role.lower()}"):
+                issues.append(ExcelIssue(number, f"Email {role.lower()}",
+                                         f"adresse e-mail obligatoire quand un {role.lower()} est nommé : c'est elle "
+                                         "qui identifie cette personne dans l'organigramme"))
     if issues := _merge(refused, issues):
         return issues
     values = [{DRIVER_COLUMNS[h]: v for h, v in record.items()} for _, record in records]
     for v in values:
         v["departement"] = departement_from_postal_code(v["code_postal"])
-    return _upsert(session, Driver, "matricule", organisation_id, values)
+    report = _upsert(session, Driver, "matricule", organisation_id, values)
+    people = org_chart(session, organisation_id=organisation_id)
+    if people:
+        outside = sum(p.driver_id is None for p in people)
+        report.note = (f"organigramme : {len(people)} valideur(s) et responsable(s), dont {outside} qui ne "
+                       f"sont pas utilisateurs")
+    return report
 
 
 def import_vehicles(session: Session, *, organisation_id: int, data: bytes) -> ImportReport | list[ExcelIssue]:

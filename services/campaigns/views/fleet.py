@@ -141,5 +141,6 @@ def _import(request: Request, session: Session, user: User, fichier: UploadFile 
     noun = singular if result.total == 1 else plural
     done = "importé" if result.total == 1 else "importés"
     created = f"{result.created} créé{'s' if result.created > 1 else ''}"
-    flash(request, f"{result.total} {noun} {done} ({created}, {result.updated} mis à jour)")
+    note = f" ; {result.note}" if result.note else ""
+    flash(request, f"{result.total} {noun} {done} ({created}, {result.updated} mis à jour){note}")
     return RedirectResponse(path, status_code=303)
