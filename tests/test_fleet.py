@@ -5,7 +5,9 @@ counts other tests rely on never change.
 """
 
 import io
+import re
 from collections.abc import Sequence
+from datetime import date
 from uuid import uuid4
 
 import httpx
@@ -54,7 +56,8 @@ def vehicle_row(plate: str, matricule: str | None, **overrides: object) -> list[
         "Immatriculation": plate, "Type": "vp", "Marque": "TOYOTA", "Modèle": "RAV4 V", "Gamme": "HYBRIDE",
         "Loueur": "ARVAL", "Mode de gestion": "LLD", "Fournisseur": "ARVAL", "Date de fin": "24/01/2028",
         "Durée de contrat (mois)": 48, "Matricule conducteur": matricule, "Futur véhicule": None,
-        "Dernier relevé (km)": "12 500", "Date dernier relevé": "01/10/2026",
+        "Dernier relevé (km)": "12 500", "Date dernier relevé": "01/10/2026", "Situation": None,
+        "Date de situation": None,
     } | overrides
     return [values[h] for h in VEHICLE_HEADERS]
 
@@ -327,3 +330,77 @@ async def test_model_files_are_blank_templates(http: httpx.AsyncClient) -> None:
         assert response.status_code == 200 and response.headers["content-type"] == XLSX
         assert "attachment" in response.headers["content-disposition"]
         assert read_xlsx(response.content, expected_headers=headers) == []
+
+
+# --- Matériels list: «Situation» with its date, filters and sorting (issue 12, item 12) ---
+
+def _rows_plates(page: str) -> list[str]:
+    """The plates of the Matériels table, top to bottom."""
+    return re.findall(r'<td class="nowrap"><a href="/materiels/\d+">([^<]+)</a></td>', page)
+
+
+async def test_situation_is_imported_with_its_date(http: httpx.AsyncClient) -> None:
+    org = make_org(count=1, with_vehicle=False)
+    await login(http, org.manager_email)
+    good = xlsx(VEHICLE_HEADERS,
+                vehicle_row("AA-001-AA", "M0001", **{"Situation": "active", "Date de situation": "02/01/2024"}),
+                vehicle_row("AA-002-AA", None, **{"Situation": "Inactive", "Date de situation": "15/03/2026"}),
+                vehicle_row("AA-003-AA", None))
+    assert (await upload(http, "/materiels", good)).status_code == 303
+    page = text(await http.get("/materiels"))
+    assert "<td>Active depuis le 02/01/2024</td>" in page and "<td>Inactive depuis le 15/03/2026</td>" in page
+    assert "<td>Active</td>" in page  # no date given: the bare situation
+    with session_scope() as session:
+        vehicle_id = session.scalar(select(Vehicle.id).where(Vehicle.organisation_id == org.id,
+                                                             Vehicle.immatriculation == "AA-001-AA"))
+    assert "Active depuis le 02/01/2024" in text(await http.get(f"/materiels/{vehicle_id}"))
+    bad = await upload(http, "/materiels", xlsx(VEHICLE_HEADERS, vehicle_row("AA-004-AA", None, Situation="Vendue")))
+    assert bad.status_code == 422
+    assert "Ligne 2, colonne « Situation » : situation « Vendue » inconnue : Active ou Inactive attendu" in text(bad)
+
+
+async def test_the_list_filters_and_sorts_on_its_columns(http: httpx.AsyncClient) -> None:
+    org = make_org(drivers=[{"matricule": "Z", "nom": "Zola", "prenom": "Émile"},
+                            {"matricule": "A", "nom": "Arnaud", "prenom": "Anne"}])
+    with session_scope() as session:
+        session.add_all([
+            Vehicle(organisation_id=org.id, immatriculation="BB-200-BB", marque="TOYOTA", mode_gestion="LLD",
+                    date_fin=date(2027, 5, 1), driver_id=org.driver_ids[0], situation="Active"),
+            Vehicle(organisation_id=org.id, immatriculation="CC-300-CC", marque="RENAULT", mode_gestion="ACHAT",
+                    date_fin=date(2026, 1, 1), situation="Inactive", situation_date=date(2026, 1, 1)),
+            Vehicle(organisation_id=org.id, immatriculation="AA-100-AA", marque="TOYOTA", mode_gestion="LLD",
+                    date_fin=date(2028, 9, 1), driver_id=org.driver_ids[1], situation="Active"),
+        ])
+    await login(http, org.manager_email)
+    default = text(await http.get("/materiels"))
+    assert _rows_plates(default) == ["AA-100-AA", "BB-200-BB", "CC-300-CC"]  # by plate, as the seed's ▲ Immat.
+    assert '<th aria-sort="ascending">' in default and ">Immat. ▲</a>" in default
+    assert 'href="?tri=marque&ordre=asc" title="Trier par marque">Marque</a>' in default
+
+    by_brand = text(await http.get("/materiels", params={"tri": "marque", "ordre": "desc"}))
+    assert _rows_plates(by_brand) == ["AA-100-AA", "BB-200-BB", "CC-300-CC"]  # TOYOTA, TOYOTA, RENAULT
+    assert ">Marque ▼</a>" in by_brand and 'href="?tri=marque&ordre=asc"' in by_brand
+    by_end = text(await http.get("/materiels", params={"tri": "date_fin", "ordre": "asc"}))
+    assert _rows_plates(by_end) == ["CC-300-CC", "BB-200-BB", "AA-100-AA"]
+    by_user = text(await http.get("/materiels", params={"tri": "utilisateur"}))
+    assert _rows_plates(by_user) == ["AA-100-AA", "BB-200-BB", "CC-300-CC"]  # Arnaud, Zola, then none
+
+    toyota = text(await http.get("/materiels", params={"marque": "TOYOTA", "tri": "immat", "ordre": "desc"}))
+    assert _rows_plates(toyota) == ["BB-200-BB", "AA-100-AA"]
+    assert '<option value="TOYOTA" selected>TOYOTA</option>' in toyota
+    # The sort links keep the filters.
+    assert 'href="?marque=TOYOTA&tri=gamme&ordre=asc"' in toyota
+    inactive = text(await http.get("/materiels", params={"situation": "Inactive"}))
+    assert _rows_plates(inactive) == ["CC-300-CC"] and "Inactive depuis le 01/01/2026" in inactive
+    assert _rows_plates(text(await http.get("/materiels", params={"gestion": "ACHAT", "marque": "TOYOTA"}))) == []
+    assert _rows_plates(text(await http.get("/materiels", params={"tri": "n'importe", "ordre": "x"}))) == [
+        "AA-100-AA", "BB-200-BB", "CC-300-CC"]
+
+
+async def test_the_demo_fleet_shows_situations_with_their_dates(http: httpx.AsyncClient) -> None:
+    await login(http, "gestionnaire@garonne.example")
+    page = text(await http.get("/materiels"))
+    assert re.search(r"<td>Active depuis le \d\d/\d\d/\d{4}</td>", page)
+    inactive = text(await http.get("/materiels", params={"situation": "Inactive"}))
+    assert _rows_plates(inactive) and "Non affecté" in inactive
+    assert "<td>Active" not in inactive

@@ -58,6 +58,15 @@ def _resolve(org_id: int, **filters: Any) -> set[str]:
     ({"code_groupe": {"mode": "inclure", "values": ["GRP-OUEST"]}, "immatriculation": "exclure"}, {"B"}),
     ({"valideur": "exclure", "responsable": "exclure", "code_societe": {"mode": "exclure", "values": ["SOC-02"]}},
      {"A", "N"}),
+    # Picked plates (make_org gives the i-th driver AB-<i>-CD) and picked people of the organisation chart.
+    ({"immatriculation": "inclure", "plaques": ["AB-000-CD", "AB-004-CD"]}, {"A", "N"}),
+    ({"immatriculation": "exclure", "plaques": ["AB-000-CD"]}, {"B", "R", "V", "N"}),
+    ({"immatriculation": "inclure", "plaques": ["AB-001-CD"]}, set()),  # B has no vehicle: no such plate
+    ({"valideur": "inclure", "valideurs": ["victor@x.example"]}, {"A"}),  # the people Victor validates
+    ({"valideur": "exclure", "valideurs": ["victor@x.example"]}, {"B", "R", "V", "N"}),
+    ({"responsable": "inclure", "responsables": ["RITA@x.example"]}, {"A", "B"}),  # addresses without case
+    ({"responsable": "exclure", "responsables": ["rita@x.example"]}, {"R", "V", "N"}),
+    ({"valideur": "", "valideurs": ["victor@x.example"]}, {"A", "B", "R", "V", "N"}),  # no mode: no filter
 ])
 def test_each_filter_and_combination(fleet_org: int, filters: dict[str, Any], expected: set[str]) -> None:
     assert _resolve(fleet_org, **filters) == expected
@@ -95,3 +104,28 @@ async def test_create_a_list_and_show_its_recipients(http: httpx.AsyncClient) ->
     assert "Départements : 2A Corse-du-Sud, 2B Haute-Corse" in page
     listing = text(await http.get("/listes"))
     assert "Corse avec véhicule ou non" in listing and "Gestionnaire Test" in listing
+
+
+def test_people_of_the_org_chart_need_not_be_drivers() -> None:
+    """Hugo validates two drivers without being one: he is in the organisation chart, and picking him finds them."""
+    from services.campaigns.service.lists import pick_choices
+    from services.campaigns.service.orgchart import org_chart
+
+    org = make_org(drivers=[
+        {"matricule": "D1", "nom": "Un", "prenom": "A", "email": "d1@x.example", "valideur_nom": "Hugo Valmont",
+         "valideur_email": "Hugo@x.example ", "responsable_nom": "Deux B", "responsable_email": "d2@x.example"},
+        {"matricule": "D2", "nom": "Deux", "prenom": "B", "email": "d2@x.example", "valideur_nom": "Hugo Valmont",
+         "valideur_email": "hugo@x.example"},
+        {"matricule": "D3", "nom": "Trois", "prenom": "C", "email": "d3@x.example"}])
+    with session_scope() as session:
+        people = {p.email: p for p in org_chart(session, organisation_id=org.id)}
+        choices = pick_choices(session, organisation_id=org.id)
+    assert set(people) == {"hugo@x.example", "d2@x.example"}
+    assert people["hugo@x.example"].counts == {"valideur": 2} and people["hugo@x.example"].driver_id is None
+    assert people["d2@x.example"].driver_id == org.driver_ids[1]
+    assert choices["valideur"] == [("hugo@x.example", "Hugo Valmont (hugo@x.example) — 2 utilisateurs, "
+                                                      "hors utilisateurs")]
+    assert choices["responsable"] == [("d2@x.example", "Deux B (d2@x.example) — 1 utilisateur")]
+    assert _resolve(org.id, valideur="inclure", valideurs=["hugo@x.example"]) == {"D1", "D2"}
+    assert _resolve(org.id, valideur="exclure", valideurs=["hugo@x.example"]) == {"D3"}
+    assert _resolve(org.id, responsable="inclure") == {"D2"}  # the responsables themselves, when utilisateurs

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from core.db import session_scope
 from services.campaigns.models import MailTemplate
 from services.campaigns.service.mailtemplates import check_text, find_external_link
-from tests.support.factories import make_org
+from tests.support.factories import TestOrg, make_org
 from tests.support.web import csrf_from, login, text
 
 
@@ -16,6 +16,7 @@ from tests.support.web import csrf_from, login, text
     "WWW.Exemple.org", "javascript:alert(1)", "JavaScript :alert(1)", "exemple.com", "mon-site.fr/contact",
     "data:text/html;base64,PHNjcmlwdD4=", "mailto:chef@exemple.fr", "ftp://fichiers.exemple.net",
     "ｈｔｔｐｓ：／／exemple.fr", "hxxp://exemple.fr", "contact@garonne.fr", "sous.domaine.exemple.io",
+    "192.168.1.10/login", "192.168.1.10", "10.0.0.1:8080/admin", "192 . 168 . 1 . 10", "[::1]:8080",
 ])
 def test_every_form_of_external_link_is_found(link: str) -> None:
     assert find_external_link(f"Bonjour, voyez {link} merci") is not None
@@ -23,7 +24,8 @@ def test_every_form_of_external_link_is_found(link: str) -> None:
 
 @pytest.mark.parametrize("ok", [
     "Bonjour {{prenom}},", "Merci.Cordialement", "Le relevé est de 25 000 km. Merci !", "M. Dupont, etc.",
-    "Votre véhicule.Merci", "Relevé du 12.10.2026", "{{lien_connexion}}",
+    "Votre véhicule.Merci", "Relevé du 12.10.2026", "{{lien_connexion}}", "{{date_dernier_relevé}}",
+    "Version 1.2.3.4.5 du guide", "Le 01.02.2026 à 10.30",
 ])
 def test_ordinary_text_is_not_a_link(ok: str) -> None:
     assert check_text(ok, "Contenu", allow_link_field=True) == []
@@ -152,3 +154,93 @@ async def test_a_template_used_by_a_campaign_cannot_be_deleted(http: httpx.Async
     assert ("Le modèle « Info » est utilisé par la campagne « Info mars » : il ne peut pas être supprimé."
             in text(await http.get("/modeles")))
     assert _template_row(org.id, "Info") == template_id
+
+
+# What each of the seed's 12 dynamic fields shows for the driver below (the fine fields have their own tests).
+SEED_FIELDS = {
+    "nom": "Zidane", "prenom": "Zoé", "matricule": "Z1", "code_postal": "78000", "email": "zoe@x.example",
+    "vehicule_actuel": "PEUGEOT 308 AB-000-CD", "futur_vehicule": "RENAULT MEGANE E-TECH", "loueur": "ARVAL",
+    "duree_de_contrat": "36 mois", "dernier_releve": "12 000 km", "date_dernier_releve": "01/10/2026",
+    "lien_connexion": "Accéder à mon Espace Conducteur",
+}
+
+
+@pytest.fixture(scope="module")
+def full_driver_org() -> TestOrg:
+    from services.campaigns.models import Vehicle
+
+    org = make_org(drivers=[{"matricule": "Z1", "nom": "Zidane", "prenom": "Zoé", "email": "zoe@x.example",
+                             "code_postal": "78000", "departement": "78", "vehicle": True}])
+    with session_scope() as session:
+        vehicle = session.scalars(select(Vehicle).where(Vehicle.organisation_id == org.id)).one()
+        vehicle.futur_vehicule = "RENAULT MEGANE E-TECH"
+    return org
+
+
+def _mail_body(page: str) -> str:
+    start = page.index('<div class="mail-body">')
+    return page[start:page.index("</section>", start)]
+
+
+def test_the_twelve_seed_fields_are_offered() -> None:
+    from services.campaigns.fields import FIELDS
+
+    assert list(FIELDS)[:12] == list(SEED_FIELDS)
+
+
+@pytest.mark.parametrize(("field", "shown"), [*SEED_FIELDS.items(), ("date_dernier_relevé", "01/10/2026"),
+                                              (" date_dernier_relevé ", "01/10/2026")])
+async def test_each_dynamic_field_renders_for_the_driver(http: httpx.AsyncClient, full_driver_org: TestOrg,
+                                                         field: str, shown: str) -> None:
+    """The preview of a template holding only this field shows the driver's value, in the subject too."""
+    org = full_driver_org
+    await login(http, org.manager_email)
+    form = await http.get("/modeles/nouveau")
+    subject = "Objet" if field == "lien_connexion" else f"Objet {{{{{field}}}}}"
+    page = await http.post("/modeles/nouveau", data={
+        "csrf_token": csrf_from(form.text), "name": "Champ", "action": "preview", "driver_id": org.driver_ids[0],
+        "subject": subject, "body": f"Valeur : {{{{{field}}}}} fin"})
+    assert page.status_code == 200, text(page)
+    body = _mail_body(text(page))
+    assert shown in body and "{{" not in body
+    if field != "lien_connexion":
+        assert f"<strong>Sujet :</strong> Objet {shown}" in text(page)
+    assert _count(org.id) == 0
+
+
+def test_each_dynamic_field_renders_in_the_sent_text_part(full_driver_org: TestOrg) -> None:
+    """What the mail carries (text part), the link as the driver's real Espace Conducteur address."""
+    from core.settings import get_settings
+    from services.campaigns.models import Driver
+    from services.campaigns.service.mailtemplates import current_vehicles, render_for_driver
+
+    body = "\n".join(f"{name}={{{{{name}}}}}" for name in SEED_FIELDS) + "\nalias={{date_dernier_relevé}}"
+    with session_scope() as session:
+        driver = session.get_one(Driver, full_driver_org.driver_ids[0])
+        vehicle = current_vehicles(session, [driver.id]).get(driver.id)
+        mail = render_for_driver("Relevé", body, driver=driver, vehicle=vehicle, settings=get_settings())
+    lines = dict(line.split("=", 1) for line in mail.text.splitlines())
+    for name, shown in SEED_FIELDS.items():
+        if name != "lien_connexion":
+            assert lines[name] == shown
+    assert lines["lien_connexion"].startswith(get_settings().campaigns_url + "/espace-conducteur/")
+    assert lines["alias"] == "01/10/2026"
+
+
+async def test_the_accented_field_saves_and_a_bare_ip_link_is_refused(http: httpx.AsyncClient) -> None:
+    org = make_org(drivers=[{"matricule": "Z1", "nom": "Zidane", "prenom": "Zoé", "vehicle": True}])
+    await login(http, org.manager_email)
+    form = await http.get("/modeles/nouveau")
+    assert ("<code>{{date_dernier_relevé}}</code> est aussi accepté pour <code>{{date_dernier_releve}}</code>"
+            in text(form))
+    token = csrf_from(form.text)
+    refused = await http.post("/modeles/nouveau", data={"csrf_token": token, "name": "Relevé KM", "subject": "Relevé",
+                                                        "body": "Bonjour\nConnectez-vous sur 192.168.1.10/login"})
+    assert refused.status_code == 422
+    assert ("Contenu, ligne 2 : Il n'est pas possible d'intégrer des liens externes (« 192.168.1.10 »)."
+            in text(refused))
+    assert _count(org.id) == 0
+    saved = await http.post("/modeles/nouveau", data={"csrf_token": token, "name": "Relevé KM", "subject": "Relevé",
+                                                      "body": "Dernier relevé le {{date_dernier_relevé}}."})
+    assert saved.status_code == 303 and _count(org.id) == 1
+    assert "Dernier relevé le 01/10/2026." in text(await http.get(saved.headers["location"]))

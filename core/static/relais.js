@@ -50,3 +50,34 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   });
 });
+// Progressive enhancement of forms: an element with data-shown-when="field=value" is shown only while the form's
+// field `field` holds `value` (the campaign form's template or workflow picker). Without script, all stay visible
+// and the server still checks what fits.
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("[data-shown-when]").forEach((el) => {
+    const [name, value] = el.dataset.shownWhen.split("=");
+    const field = el.closest("form")?.elements.namedItem(name);
+    if (!field) return;
+    const sync = () => { el.hidden = field.value !== value; };
+    field.addEventListener("change", sync);
+    sync();
+  });
+});
+// A search box over a long multi-select (the lists' plates and people): data-option-search="<select id>" shows
+// only the options whose text holds every typed word (case, accents, dashes and spaces ignored); chosen ones stay.
+// Without script the box stays hidden and the whole select is there.
+document.addEventListener("DOMContentLoaded", () => {
+  const fold = (t) => t.normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLowerCase();
+  document.querySelectorAll("[data-option-search]").forEach((box) => {
+    const select = document.getElementById(box.dataset.optionSearch);
+    if (!select) return;
+    box.hidden = false;
+    box.addEventListener("input", () => {
+      const words = fold(box.value).split(/\s+/).filter(Boolean).map((w) => w.replace(/[-\s]/g, ""));
+      [...select.options].forEach((option) => {
+        const text = fold(option.text).replace(/[-\s]/g, "");
+        option.hidden = !option.selected && !words.every((w) => text.includes(w));
+      });
+    });
+  });
+});

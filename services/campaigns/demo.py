@@ -53,6 +53,8 @@ ENGINES = ["1.5 HYBRID 130", "1.2 PURETECH 130", "2.0 TDI 115 DSG7", "ELECTRIQUE
 TRIMS = ["BUSINESS", "ACTIVE", "ALLURE", "LOUNGE BUSINESS", "DESIGN", "EXECUTIVE"]
 LOUEURS = ["ARVAL", "ALPHABET", "AYVENS"]
 PLATE_LETTERS = "ABCDEFGHJKLMNPQRSTVWXYZ"  # SIV never uses I, O, U
+ORG_CHART_ONLY = {"garonne": ("Hélène Castaing", "helene.castaing@garonne.example"),
+                  "armor": ("Yann Le Gall", "yann.legall@armor.example")}
 GROUPES, SOCIETES, IMPUTATIONS = ["GRP-SUD", "GRP-OUEST"], ["SOC-01", "SOC-02"], ["IMP-100", "IMP-200", "IMP-300"]
 
 
@@ -91,6 +93,11 @@ def _drivers(rng: random.Random, slug: str, organisation_id: int, count: int) ->
         if rng.random() < 0.6:
             chief = rng.choice(chiefs)
             row["valideur_nom"], row["valideur_email"] = f"{chief['prenom']} {chief['nom']}", chief["email"]
+    # Someone of the organisation chart who drives nothing validates for a few (no random draw: same data as ever).
+    name, email = ORG_CHART_ONLY[slug]
+    for n, row in enumerate(rows, start=1):
+        if n % 4 == 0 and row["valideur_email"] is None and row not in chiefs:
+            row["valideur_nom"], row["valideur_email"] = name, email
     return rows
 
 
@@ -102,13 +109,18 @@ def _vehicle(rng: random.Random, organisation_id: int, plate: str, driver_id: in
     reading = date(2026, 1, 5) + timedelta(days=rng.randint(0, 300))
     other = rng.choice(list(MODELS))
     future = f"{other} {rng.choice(MODELS[other])[0]} (commande en cours)" if rng.random() < 0.1 else None
+    gamme = f"{rng.choice(ENGINES)} {rng.choice(TRIMS)}"  # drawn in the same order as ever: same demo data
+    date_fin, months = date(2025, 6, 1) + timedelta(days=rng.randint(0, 1600)), rng.choice([36, 48])
+    # Active since the contract began; an unassigned vehicle whose contract ended is Inactive since its end.
+    inactive = driver_id is None and date_fin < date(2026, 12, 1)
     return {
         "organisation_id": organisation_id, "immatriculation": plate, "type_materiel": kind, "marque": marque,
-        "modele": modele, "gamme": f"{rng.choice(ENGINES)} {rng.choice(TRIMS)}", "loueur": loueur,
+        "modele": modele, "gamme": gamme, "loueur": loueur,
         "mode_gestion": "ACHAT" if bought else "LLD", "fournisseur": "CONCESSION RÉGIONALE" if bought else loueur,
-        "date_fin": date(2025, 6, 1) + timedelta(days=rng.randint(0, 1600)), "duree_contrat_mois": rng.choice([36, 48]),
+        "date_fin": date_fin, "duree_contrat_mois": months,
         "driver_id": driver_id, "futur_vehicule": future, "dernier_releve_km": rng.randint(3000, 160000),
-        "date_dernier_releve": reading,
+        "date_dernier_releve": reading, "situation": "Inactive" if inactive else "Active",
+        "situation_date": date_fin if inactive else date_fin - timedelta(days=round(months * 30.44)),
     }
 
 

@@ -32,6 +32,8 @@ LISTS = {
     "Haute-Garonne": {"departements": ["31"]},
     "Corse": {"departements": ["2A", "2B"]},
     "Conducteurs avec véhicule (hors valideurs)": {"immatriculation": "inclure", "valideur": "exclure"},
+    # Hélène Castaing is in the organisation chart (valideur) without being a driver.
+    "Équipe validée par Hélène Castaing": {"valideur": "inclure", "valideurs": ["helene.castaing@garonne.example"]},
 }
 FPS = """Bonjour {{prenom}} {{nom}},
 
@@ -101,3 +103,9 @@ def load_communication_demo(session: Session, orgs: dict[str, int]) -> None:
             session.add(Campaign(organisation_id=org_id, name=workflow_campaign, kind="workflow",
                                  list_id=existing_lists["Haute-Garonne"].id, workflow_definition_id=definition_id,
                                  created_by_id=author))
+    # An archived campaign, to be found under «Archivées» and brought back to the table («Désarchiver»).
+    archived = "Infos permis Corse (archivée)"
+    if session.scalars(select(Campaign.id).where(Campaign.organisation_id == org_id,
+                                                 Campaign.name == archived)).first() is None:
+        session.add(Campaign(organisation_id=org_id, name=archived, kind="email", list_id=existing_lists["Corse"].id,
+                             template_id=existing_templates["Informations"].id, archived=True, created_by_id=author))

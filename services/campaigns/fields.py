@@ -1,5 +1,6 @@
 """The dynamic fields a campaigns template may use, and their values for one driver."""
 
+import unicodedata
 from datetime import date
 from typing import Any
 
@@ -26,7 +27,15 @@ FIELDS: dict[str, str] = {
     "montant_amende": "Montant de l'amende",
 }
 LINK_FIELD = "lien_connexion"
+# Other spellings of a field: the seed's creation screen writes this one with an accent.
+ALIASES: dict[str, str] = {"date_dernier_relevé": "date_dernier_releve"}
 LINK_LABEL = "Accéder à mon Espace Conducteur"
+
+
+def field_name(raw: str) -> str:
+    """The field a `{{...}}` names: spaces and Unicode form ignored, other spellings resolved."""
+    name = unicodedata.normalize("NFC", raw.strip())
+    return ALIASES.get(name, name)
 
 
 def _date(value: date | None) -> str:

@@ -91,6 +91,9 @@ class Vehicle(OrgScoped, Timestamped, Base):
     futur_vehicule: Mapped[str | None] = mapped_column(String(200))
     dernier_releve_km: Mapped[int | None] = mapped_column(Integer)
     date_dernier_releve: Mapped[date | None] = mapped_column(Date)
+    # «Situation» as the seed's list shows it ("Active"), with the date it has held since.
+    situation: Mapped[str] = mapped_column(String(20), default="Active", server_default="Active")
+    situation_date: Mapped[date | None] = mapped_column(Date)
 
 
 class DistributionList(OrgScoped, Authored, Base):

@@ -150,3 +150,10 @@ def archive(session: Session, *, campaign: Campaign, user: User) -> None:
     if campaign.status == "sending":
         raise CampaignRefused("La campagne est en cours d'envoi : archivez-la une fois l'envoi terminé.")
     campaign.archived, campaign.updated_by_id, campaign.updated_at = True, user.id, utcnow()
+
+
+def unarchive(session: Session, *, campaign: Campaign, user: User) -> None:
+    """Back in the campaigns table, with the status it had."""
+    if not campaign.archived:
+        raise CampaignRefused(f"La campagne « {campaign.name} » n'est pas archivée.")
+    campaign.archived, campaign.updated_by_id, campaign.updated_at = False, user.id, utcnow()

@@ -20,6 +20,7 @@ from core.excel import ExcelError, ExcelIssue, ExcelRow, parse_date, parse_int, 
 from core.ui import Page, paginate
 from services.campaigns.departements import departement_from_postal_code
 from services.campaigns.models import Driver, Vehicle
+from services.campaigns.service.orgchart import org_chart
 
 PER_PAGE = 50
 DRIVER_COLUMNS = {
@@ -34,18 +35,24 @@ VEHICLE_COLUMNS = {
     "Date de fin": "date_fin", "Durée de contrat (mois)": "duree_contrat_mois",
     "Matricule conducteur": "driver_id", "Futur véhicule": "futur_vehicule",
     "Dernier relevé (km)": "dernier_releve_km", "Date dernier relevé": "date_dernier_releve",
+    "Situation": "situation", "Date de situation": "situation_date",
 }
 DRIVER_HEADERS, VEHICLE_HEADERS = list(DRIVER_COLUMNS), list(VEHICLE_COLUMNS)
 RULES = {  # shown on the import pages, next to each expected column
     "Matricule": "obligatoire, unique dans le fichier ; clé de mise à jour", "Civilité": "M. ou Mme",
     "Nom": "obligatoire", "Prénom": "obligatoire", "Email": "adresse e-mail valide",
     "Code postal": "5 chiffres (le département en est déduit, Corse et outre-mer compris)",
-    "Email responsable": "adresse e-mail valide", "Email valideur": "adresse e-mail valide",
+    "Responsable": "nom d'une personne de l'organigramme, utilisatrice ou non",
+    "Valideur": "nom d'une personne de l'organigramme, utilisatrice ou non",
+    "Email responsable": "adresse e-mail valide ; obligatoire avec un responsable (elle l'identifie)",
+    "Email valideur": "adresse e-mail valide ; obligatoire avec un valideur (elle l'identifie)",
     "Immatriculation": "obligatoire, unique dans le fichier ; AA-123-AA ou 1234 AB 56 ; clé de mise à jour",
     "Type": "VP, VU…", "Mode de gestion": "LLD, Achat…", "Date de fin": "jj/mm/aaaa",
     "Durée de contrat (mois)": "nombre entier", "Matricule conducteur": "matricule d'un utilisateur existant",
     "Dernier relevé (km)": "nombre entier", "Date dernier relevé": "jj/mm/aaaa",
+    "Situation": "Active ou Inactive (vide : Active)", "Date de situation": "jj/mm/aaaa, depuis quand",
 }
+SITUATIONS = ("Active", "Inactive")
 CIVILITES = {"m": "M.", "m.": "M.", "mr": "M.", "monsieur": "M.", "mme": "Mme", "mme.": "Mme", "madame": "Mme"}
 EMAIL = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[A-Za-z]{2,}")
 SIV = re.compile(r"([A-Z]{2})[- ]?(\d{3})[- ]?([A-Z]{2})")
@@ -59,6 +66,7 @@ Parser = Callable[[Any], Any]
 class ImportReport:
     created: int
     updated: int
+    note: str = ""  # what else the file brought (the drivers file: the organisation chart)
 
     @property
     def total(self) -> int:
@@ -93,24 +101,65 @@ def search_drivers(session: Session, *, organisation_id: int, q: str = "", depar
     return paginate(session, stmt.order_by(Driver.nom, Driver.prenom, Driver.id), page=page, per_page=PER_PAGE)
 
 
-def search_vehicles(session: Session, *, organisation_id: int, q: str = "", type_materiel: str = "",
+@dataclass
+class VehicleFilters:
+    """The Matériels list's search, column filters and sort (`sort` a key of SORTS, `descending` its order)."""
+
+    q: str = ""
+    type_materiel: str = ""
+    situation: str = ""
+    marque: str = ""
+    mode_gestion: str = ""
+    fournisseur: str = ""
+    sort: str = "immat"
+    descending: bool = False
+
+
+# Sortable columns of the Matériels list, in the seed's order: key → (heading, columns sorted on).
+SORTS: dict[str, tuple[str, tuple[Any, ...]]] = {
+    "situation": ("Situation", (Vehicle.situation, Vehicle.situation_date)),
+    "type": ("Type de matériel", (Vehicle.type_materiel,)),
+    "immat": ("Immat.", (Vehicle.immatriculation,)),
+    "utilisateur": ("Nom de l'utilisateur", (Driver.nom, Driver.prenom)),
+    "marque": ("Marque", (Vehicle.marque,)),
+    "modele": ("Modèle", (Vehicle.modele,)),
+    "gamme": ("Gamme", (Vehicle.gamme,)),
+    "date_fin": ("Date fin", (Vehicle.date_fin,)),
+    "gestion": ("Gestion", (Vehicle.mode_gestion,)),
+    "fournisseur": ("Fournisseur", (Vehicle.fournisseur,)),
+}
+# Column filters (exact values, chosen among those in use): filter field → column.
+CHOICE_COLUMNS = {"type_materiel": Vehicle.type_materiel, "situation": Vehicle.situation, "marque": Vehicle.marque,
+                  "mode_gestion": Vehicle.mode_gestion, "fournisseur": Vehicle.fournisseur}
+
+
+def search_vehicles(session: Session, *, organisation_id: int, filters: VehicleFilters | None = None,
                     page: int = 1) -> Page[Any]:
-    """(vehicle, driver or None) rows matching immatriculation (dashes optional), marque, modèle, driver name."""
+    """(vehicle, driver or None) rows matching the search words (immatriculation with or without dashes, marque,
+    modèle, driver name) and the column filters, sorted on one column (empty values last)."""
+    filters = filters or VehicleFilters()
     stmt: Select[Any] = scoped(Vehicle, organisation_id).add_columns(Driver).outerjoin(
         Driver, and_(Driver.id == Vehicle.driver_id, Driver.organisation_id == organisation_id))
-    if q.strip():
+    if filters.q.strip():
         plate = func.replace(func.replace(Vehicle.immatriculation, "-", ""), " ", "")
-        words = " ".join(w.replace("-", "") for w in q.split())
+        words = " ".join(w.replace("-", "") for w in filters.q.split())
         stmt = stmt.where(_matches(words, (plate, Vehicle.marque, Vehicle.modele, Driver.nom, Driver.prenom)))
-    if type_materiel:
-        stmt = stmt.where(Vehicle.type_materiel == type_materiel)
-    return paginate(session, stmt.order_by(Vehicle.immatriculation, Vehicle.id), page=page, per_page=PER_PAGE)
+    for name, column in CHOICE_COLUMNS.items():
+        if value := getattr(filters, name):
+            stmt = stmt.where(column == value)
+    _, columns = SORTS.get(filters.sort, SORTS["immat"])
+    order = [(c.desc() if filters.descending else c.asc()).nulls_last() for c in columns]
+    return paginate(session, stmt.order_by(*order, Vehicle.immatriculation, Vehicle.id), page=page,
+                    per_page=PER_PAGE)
 
 
-def vehicle_types(session: Session, *, organisation_id: int) -> list[str]:
-    """The vehicle types in use in the organisation (choices of the list filter)."""
-    stmt = scoped(Vehicle, organisation_id).with_only_columns(Vehicle.type_materiel).distinct()
-    return sorted(t for t in session.scalars(stmt) if t)
+def vehicle_choices(session: Session, *, organisation_id: int) -> dict[str, list[str]]:
+    """The values each filtered column takes in the organisation (choices of the list's filters)."""
+    choices: dict[str, list[str]] = {}
+    for name, column in CHOICE_COLUMNS.items():
+        stmt = scoped(Vehicle, organisation_id).with_only_columns(column).where(column.is_not(None)).distinct()
+        choices[name] = sorted(session.scalars(stmt))
+    return choices
 
 
 def get_driver(session: Session, *, organisation_id: int, driver_id: int) -> Driver | None:
@@ -130,8 +179,12 @@ def driver_vehicles(session: Session, *, organisation_id: int, driver_id: int) -
 
 
 def situation(vehicle: Vehicle, today: date) -> str:
-    """"Active" until the contract's end date, "Échue" after it."""
-    return "Échue" if vehicle.date_fin and vehicle.date_fin < today else "Active"
+    """«Situation» with its date, as the seed shows it: "Active depuis le 01/02/2024" ("à partir du" when the date
+    is still to come), the bare situation when no date was given."""
+    if vehicle.situation_date is None:
+        return vehicle.situation
+    since = "à partir du" if vehicle.situation_date > today else "depuis le"
+    return f"{vehicle.situation} {since} {vehicle.situation_date.strftime('%d/%m/%Y')}"
 
 
 # --- cell parsers (ValueError carries the French reason) ---
@@ -185,6 +238,16 @@ def normalise_plate(value: Any) -> str | None:
     raise ValueError(f"immatriculation invalide « {text} » : format AA-123-AA ou 1234 AB 56 attendu")
 
 
+def _situation(value: Any) -> str | None:
+    text = parse_text(value)
+    if not text:
+        return None
+    found = next((s for s in SITUATIONS if s.lower() == text.lower()), None)
+    if found is None:
+        raise ValueError(f"situation « {text} » inconnue : {' ou '.join(SITUATIONS)} attendu")
+    return found
+
+
 def _int(maximum: int) -> Parser:
     return lambda value: parse_int(value, minimum=0, maximum=maximum)
 
@@ -196,6 +259,7 @@ _VEHICLE_SPECIAL: dict[str, Parser] = {
     "Mode de gestion": _text(Vehicle, "mode_gestion", upper=True), "Date de fin": parse_date,
     "Durée de contrat (mois)": _int(600), "Matricule conducteur": _text(Driver, "matricule"),
     "Dernier relevé (km)": _int(9_999_999), "Date dernier relevé": parse_date,
+    "Situation": _situation, "Date de situation": parse_date,
 }
 DRIVER_PARSERS = {h: _DRIVER_SPECIAL.get(h) or _text(Driver, attr) for h, attr in DRIVER_COLUMNS.items()}
 VEHICLE_PARSERS = {h: _VEHICLE_SPECIAL.get(h) or _text(Vehicle, attr) for h, attr in VEHICLE_COLUMNS.items()}
@@ -264,12 +328,24 @@ def import_drivers(session: Session, *, organisation_id: int, data: bytes) -> Im
     if refused and not rows:
         return refused
     records, issues = _validate(rows, DRIVER_PARSERS, {"Matricule", "Nom", "Prénom"}, "Matricule")
+    for number, record in records:
+        for role in ("Responsable", "Valideur"):
+            if record.get(role) and not record.get(f"Email {role.lower()}"):
+                issues.append(ExcelIssue(number, f"Email {role.lower()}",
+                                         f"adresse e-mail obligatoire quand un {role.lower()} est nommé : c'est elle "
+                                         "qui identifie cette personne dans l'organigramme"))
     if issues := _merge(refused, issues):
         return issues
     values = [{DRIVER_COLUMNS[h]: v for h, v in record.items()} for _, record in records]
     for v in values:
         v["departement"] = departement_from_postal_code(v["code_postal"])
-    return _upsert(session, Driver, "matricule", organisation_id, values)
+    report = _upsert(session, Driver, "matricule", organisation_id, values)
+    people = org_chart(session, organisation_id=organisation_id)
+    if people:
+        outside = sum(p.driver_id is None for p in people)
+        report.note = (f"organigramme : {len(people)} valideur(s) et responsable(s), dont {outside} qui ne "
+                       f"sont pas utilisateurs")
+    return report
 
 
 def import_vehicles(session: Session, *, organisation_id: int, data: bytes) -> ImportReport | list[ExcelIssue]:
@@ -290,5 +366,6 @@ def import_vehicles(session: Session, *, organisation_id: int, data: bytes) -> I
     values = []
     for _, record in records:
         matricule = record.pop("Matricule conducteur")
-        values.append({VEHICLE_COLUMNS[h]: v for h, v in record.items()} | {"driver_id": driver_ids.get(matricule)})
+        values.append({VEHICLE_COLUMNS[h]: v for h, v in record.items()}
+                      | {"driver_id": driver_ids.get(matricule), "situation": record["Situation"] or "Active"})
     return _upsert(session, Vehicle, "immatriculation", organisation_id, values)

@@ -17,24 +17,31 @@ from services.campaigns.service.driverworkflows import IncompleteDefinition, sna
 from workflows.data.campaigns import EMAIL_CAMPAIGN, WORKFLOW_CAMPAIGN, EmailCampaignInput, WorkflowCampaignInput
 
 
+def check_launchable(session: Session, *, campaign: Campaign) -> None:
+    """Raises CampaignRefused when the campaign's workflow cannot run (deactivated meanwhile, Contraventions,
+    incomplete)."""
+    if campaign.kind != "workflow":
+        return
+    definition = session.get(WorkflowDefinition, campaign.workflow_definition_id)
+    if definition is None or not definition.enabled:
+        name = f"« {definition.name} » " if definition else ""
+        raise CampaignRefused(f"Le workflow {name}de cette campagne n'est plus activé : lancement refusé.")
+    if definition.family == "contraventions":
+        raise CampaignRefused(f"Le workflow « {definition.name} » est de la famille Contraventions : il suit les "
+                              "amendes (FPS) dès leur saisie et ne peut pas servir dans une campagne. "
+                              "Lancement refusé.")
+    try:
+        snapshot_steps(session, definition)
+    except IncompleteDefinition as exc:
+        raise CampaignRefused(f"{exc} Lancement refusé.") from exc
+
+
 def launch_campaign(session: Session, settings: Settings, *, campaign: Campaign, user: User,
                     leave_out_unable: bool = False) -> None:
     """EN ATTENTE → EN COURS ENVOI and the start of its workflow, together or not at all; raises CampaignRefused.
     `leave_out_unable` (Workflow campaigns): the recipients who cannot answer (`reach`) are not frozen, so
     nobody asks them what they cannot give."""
-    if campaign.kind == "workflow":
-        definition = session.get(WorkflowDefinition, campaign.workflow_definition_id)
-        if definition is None or not definition.enabled:
-            name = f"« {definition.name} » " if definition else ""
-            raise CampaignRefused(f"Le workflow {name}de cette campagne n'est plus activé : lancement refusé.")
-        if definition.family == "contraventions":
-            raise CampaignRefused(f"Le workflow « {definition.name} » est de la famille Contraventions : il suit les "
-                                  "amendes (FPS) dès leur saisie et ne peut pas servir dans une campagne. "
-                                  "Lancement refusé.")
-        try:
-            snapshot_steps(session, definition)
-        except IncompleteDefinition as exc:
-            raise CampaignRefused(f"{exc} Lancement refusé.") from exc
+    check_launchable(session, campaign=campaign)
     claim_launch(session, campaign=campaign, user=user)
     campaign.leave_out_unable = leave_out_unable and campaign.kind == "workflow"  # read by the freeze
     organisation = session.get(Organisation, campaign.organisation_id)

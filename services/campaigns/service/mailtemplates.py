@@ -12,7 +12,7 @@ from core.maillayout import wrap_mail_html
 from core.models import User
 from core.rendering import render, render_text_as_html
 from core.settings import Settings
-from services.campaigns.fields import FIELDS, LINK_FIELD, driver_context
+from services.campaigns.fields import FIELDS, LINK_FIELD, driver_context, field_name
 from services.campaigns.links import driver_space_url
 from services.campaigns.models import Campaign, Driver, Fine, MailTemplate, Vehicle, WorkflowDefinition
 
@@ -21,12 +21,16 @@ EXTERNAL_LINK_MESSAGE = "Il n'est pas possible d'intégrer des liens externes"
 _FIELD = re.compile(r"{{(.*?)}}")
 _TLDS = ("fr|com|net|org|eu|io|info|biz|be|ch|de|uk|es|it|nl|lu|re|co|me|app|dev|xyz|online|site|shop|store|"
          "link|click|ly|gl|to|tk|ru|cn|us|ca|ma|tn|dz|sn|ci|pro|tech|top|live|email|cloud|gouv|ai|tv|cc|ws|pw|in")
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 # Every form a link can take in a mail: any scheme, pseudo-schemes, "www.", a bare domain name.
 _LINKS = [
     re.compile(r"[a-z][a-z0-9+.\-]*\s*:\s*//"),
     re.compile(r"\b(?:javascript|vbscript|data|mailto|file|tel|sms)\s*:"),
     re.compile(r"\bwww\d*\s*\."),
     re.compile(rf"(?<![\w.\-])(?:[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?\s?\.\s?)+(?:{_TLDS})(?![\w\-])"),
+    # A bare IPv4 address (192.168.1.10/login), or an IPv6 one in brackets.
+    re.compile(rf"(?<![\w.])(?:{_OCTET}\s?\.\s?){{3}}{_OCTET}(?!\d|\s?\.\s?\d)"),
+    re.compile(r"\[[0-9a-f.]*:[0-9a-f.]*:[0-9a-f:.]*\]"),
 ]
 
 
@@ -47,7 +51,7 @@ def check_text(text: str, where: str, *, allow_link_field: bool) -> list[str]:
         if "{%" in line or "{#" in line:
             errors.append(f"{place} : seuls les champs dynamiques de la forme {{{{champ}}}} sont permis.")
         for match in _FIELD.finditer(line):
-            name = match.group(1).strip()
+            name = field_name(match.group(1))
             if name not in FIELDS:
                 errors.append(f"{place} : champ inconnu « {{{{{name}}}}} ». Champs possibles : {', '.join(FIELDS)}.")
             elif name == LINK_FIELD and not allow_link_field:
@@ -181,10 +185,20 @@ def current_vehicles(session: Session, driver_ids: list[int]) -> dict[int, Vehic
     return vehicles
 
 
+def canonical_fields(source: str) -> str:
+    """`source` with each known field under its one name: `{{ date_dernier_relevé }}` → `{{date_dernier_releve}}`."""
+    def one(match: re.Match[str]) -> str:
+        name = field_name(match.group(1))
+        return "{{" + name + "}}" if name in FIELDS else match.group(0)
+
+    return _FIELD.sub(one, source)
+
+
 def render_for_driver(subject: str, body: str, *, driver: Driver, vehicle: Vehicle | None, settings: Settings,
                       link: str | None = None, fine: Fine | None = None) -> RenderedMail:
     """Subject, text and HTML of one mail; `link` overrides the driver-space link (previews)."""
     url = link or driver_space_url(settings, driver.id)
     text_ctx = driver_context(driver, vehicle, link=url, fine=fine)
     html_ctx = driver_context(driver, vehicle, link=url, html=True, fine=fine)
+    subject, body = canonical_fields(subject), canonical_fields(body)
     return RenderedMail(render(subject, text_ctx), render(body, text_ctx), render_text_as_html(body, html_ctx))

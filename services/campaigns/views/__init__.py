@@ -2,8 +2,18 @@
 
 from fastapi import APIRouter
 
-from services.campaigns.views import campaigns, fines, fleet, lists, mailtemplates, suivi, testmail, workflowdefs
+from services.campaigns.views import (
+    campaigns,
+    fines,
+    fleet,
+    lists,
+    mailtemplates,
+    orgchart,
+    suivi,
+    testmail,
+    workflowdefs,
+)
 
 router = APIRouter()
-for module in (fleet, fines, campaigns, lists, mailtemplates, suivi, testmail, workflowdefs):
+for module in (fleet, orgchart, fines, campaigns, lists, mailtemplates, suivi, testmail, workflowdefs):
     router.include_router(module.router)

@@ -144,17 +144,26 @@ def campaign_recipients(request: Request, campaign_id: int, user: CurrentUser, s
 
 @router.post("/{campaign_id}/lancer")
 def launch_campaign(request: Request, campaign_id: int, user: Manager, session: DbSession,
-                    leave_out: Annotated[str, Form()] = "") -> RedirectResponse:
+                    leave_out: Annotated[str, Form()] = "", back: Annotated[str, Form()] = "") -> RedirectResponse:
+    """Launch from the campaign's page, or from the table's icon (`back=liste`: the answer shows on the table)."""
     campaign = _campaign(session, user, campaign_id)
+    page = "/campagnes" if back == "liste" else f"/campagnes/{campaign.id}"
     try:
+        if back == "liste" and campaign.status == "pending":
+            launch.check_launchable(session, campaign=campaign)
+            if unable := reach.unable_recipients(session, campaign=campaign)[1]:
+                # Leaving out who cannot answer, or not, is chosen on the campaign's page before the launch.
+                flash(request, f"Avant le lancement : {unable} destinataire(s) ne pourront pas répondre. Choisissez "
+                               "ci-dessous de les laisser de côté ou non, puis lancez la campagne.", "error")
+                return RedirectResponse(f"/campagnes/{campaign.id}", status_code=303)
         launch.launch_campaign(session, get_settings(), campaign=campaign, user=user, leave_out_unable=leave_out == "1")
     except service.CampaignRefused as exc:
         session.rollback()
         flash(request, str(exc), "error")
-        return RedirectResponse(f"/campagnes/{campaign.id}", status_code=303)
+        return RedirectResponse(page, status_code=303)
     session.commit()
     flash(request, f"Lancement de la campagne : « {campaign.name} » réussi")
-    return RedirectResponse(f"/campagnes/{campaign.id}", status_code=303)
+    return RedirectResponse(page, status_code=303)
 
 
 @router.post("/{campaign_id}/archiver")
@@ -166,6 +175,18 @@ def archive_campaign(request: Request, campaign_id: int, user: Manager, session:
         flash(request, str(exc), "error")
         return RedirectResponse(f"/campagnes/{campaign.id}", status_code=303)
     flash(request, f"La campagne « {campaign.name} » est archivée.")
+    return RedirectResponse("/campagnes", status_code=303)
+
+
+@router.post("/{campaign_id}/desarchiver")
+def unarchive_campaign(request: Request, campaign_id: int, user: Manager, session: DbSession) -> RedirectResponse:
+    campaign = _campaign(session, user, campaign_id)
+    try:
+        service.unarchive(session, campaign=campaign, user=user)
+    except service.CampaignRefused as exc:
+        flash(request, str(exc), "error")
+        return RedirectResponse(f"/campagnes/{campaign.id}", status_code=303)
+    flash(request, f"La campagne « {campaign.name} » est désarchivée.")
     return RedirectResponse("/campagnes", status_code=303)
 
 

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, File, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -67,12 +68,19 @@ def driver(request: Request, driver_id: int, user: CurrentUser, session: DbSessi
 
 @router.get("/materiels", response_class=HTMLResponse)
 def vehicles(request: Request, user: CurrentUser, session: DbSession, q: str = "", type: str = "",
-             page: int = 1) -> HTMLResponse:
-    rows = service.search_vehicles(session, organisation_id=user.organisation_id, q=q, type_materiel=type,
-                                   page=page)
-    types = service.vehicle_types(session, organisation_id=user.organisation_id)
-    return render_page(request, "fleet_vehicles.html", user=user, page=rows, q=q, type=type, types=types,
-                       today=today_paris(), situation=service.situation)
+             situation: str = "", marque: str = "", gestion: str = "", fournisseur: str = "", tri: str = "immat",
+             ordre: str = "asc", page: int = 1) -> HTMLResponse:
+    """The seed's Matériels list: search, a filter per column of few values, a sort on every column."""
+    filters = service.VehicleFilters(q=q, type_materiel=type, situation=situation, marque=marque,
+                                     mode_gestion=gestion, fournisseur=fournisseur,
+                                     sort=tri if tri in service.SORTS else "immat", descending=ordre == "desc")
+    rows = service.search_vehicles(session, organisation_id=user.organisation_id, filters=filters, page=page)
+    shown = {"q": q, "type": type, "situation": situation, "marque": marque, "gestion": gestion,
+             "fournisseur": fournisseur}
+    return render_page(request, "fleet_vehicles.html", user=user, page=rows, filters=filters, shown=shown,
+                       filtered=any(shown.values()), query=urlencode({k: v for k, v in shown.items() if v}),
+                       choices=service.vehicle_choices(session, organisation_id=user.organisation_id),
+                       sorts=service.SORTS, today=today_paris(), situation=service.situation)
 
 
 @router.get("/materiels/import", response_class=HTMLResponse)
@@ -133,5 +141,6 @@ def _import(request: Request, session: Session, user: User, fichier: UploadFile 
     noun = singular if result.total == 1 else plural
     done = "importé" if result.total == 1 else "importés"
     created = f"{result.created} créé{'s' if result.created > 1 else ''}"
-    flash(request, f"{result.total} {noun} {done} ({created}, {result.updated} mis à jour)")
+    note = f" ; {result.note}" if result.note else ""
+    flash(request, f"{result.total} {noun} {done} ({created}, {result.updated} mis à jour){note}")
     return RedirectResponse(path, status_code=303)

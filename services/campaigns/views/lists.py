@@ -27,7 +27,8 @@ def _form_page(request: Request, session: DbSession, user: User, form: service.L
                dlist: DistributionList | None, status: int = 200) -> HTMLResponse:
     return render_page(request, "list_form.html", status, user=user, form=form, errors=errors, dlist=dlist,
                        departements=DEPARTEMENTS, modes=service.MODES, flag_fields=service.FLAG_FIELDS,
-                       code_fields=service.CODE_FIELDS,
+                       code_fields=service.CODE_FIELDS, pick_keys=service.PICK_KEYS,
+                       pick_choices=service.pick_choices(session, organisation_id=user.organisation_id),
                        code_values=service.code_values(session, organisation_id=user.organisation_id))
 
 
@@ -48,8 +49,11 @@ class ListFormIn(BaseModel):
     name: str = ""
     departements: list[str] = []
     immatriculation: str = ""
+    plaques: list[str] = []
     valideur: str = ""
+    valideurs: list[str] = []
     responsable: str = ""
+    responsables: list[str] = []
     code_groupe_mode: str = ""
     code_groupe: list[str] = []
     code_societe_mode: str = ""
@@ -63,6 +67,7 @@ class ListFormIn(BaseModel):
             flags={name: getattr(self, name) for name in service.FLAG_FIELDS},
             codes={name: {"mode": getattr(self, f"{name}_mode"), "values": getattr(self, name)}
                    for name in service.CODE_FIELDS},
+            picks={name: getattr(self, key) for name, key in service.PICK_KEYS.items()},
         )
 
 

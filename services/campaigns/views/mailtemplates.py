@@ -11,7 +11,7 @@ from core.models import User
 from core.rendering import RenderError
 from core.settings import get_settings
 from core.ui import author_names, flash, render_page
-from services.campaigns.fields import FIELDS
+from services.campaigns.fields import ALIASES, FIELDS
 from services.campaigns.models import Driver, MailTemplate
 from services.campaigns.service import mailtemplates as service
 from services.campaigns.service.testmail import drivers_for_select
@@ -45,7 +45,7 @@ def _form_page(request: Request, session: DbSession, user: User, form: service.T
                errors: dict[str, str], template: MailTemplate | None, status: int = 200,
                preview: object = None, driver_id: int | None = None) -> HTMLResponse:
     return render_page(request, "mailtemplate_form.html", status, user=user, form=form, errors=errors,
-                       template=template, fields=FIELDS, preview=preview, driver_id=driver_id,
+                       template=template, fields=FIELDS, aliases=ALIASES, preview=preview, driver_id=driver_id,
                        drivers=drivers_for_select(session, organisation_id=user.organisation_id))
 
 
