@@ -104,6 +104,26 @@ async def test_a_manager_runs_validates_blocks_and_the_mails_leave_with_their_pd
         f"RelaisOrganisation = '{broker.slug}' AND RelaisPerson = 'A1' AND RelaisDomain = 'notices'")]
     assert len(found) == 1 and found[0].id.endswith(f"-{numbers[0]}")
 
+    # The partner API sees the same queue and acts on it, notice by notice.
+    api = {"X-API-Key": broker.api_key}
+    listed = (await http.get("/api/v1/notices", params={"dossier": "A1"}, headers=api)).json()
+    assert [(n["number"], n["status"], n["status_label"]) for n in listed] == [
+        (int(numbers[0]), "OK", "Envoyé avec succès (OK)")]
+    answer = await http.post("/api/v1/notices/actions", headers=api, json={
+        "action": "block", "reason": "Client parti", "ids": [int(own[numbers[0]]), int(own[numbers[2]])]})
+    assert answer.status_code == 200 and [a["refused"] for a in answer.json()] == [
+        "impossible de bloquer un avis au statut « Envoyé avec succès (OK) »",
+        "impossible de bloquer un avis au statut « Bloqué par l'utilisateur (B) »"]
+    missing_reason = await http.post("/api/v1/notices/actions", headers=api,
+                                     json={"action": "block", "ids": [int(own[numbers[2]])]})
+    assert missing_reason.status_code == 422 and "motif" in missing_reason.text
+    resent = await http.post("/api/v1/notices/actions", headers=api,
+                             json={"action": "resend", "ids": [int(own[numbers[0]])]})
+    assert resent.json()[0]["accepted"] is True
+    await wait_until(lambda: len(sink.to("a1@client.example")) == 2, what="renvoi de A1")
+    history = text(await http.get(f"/avis/{own[numbers[0]]}"))
+    assert "Renvoi demandé" in history and "API « Clé" in history
+
 
 async def test_the_administrator_switches_manual_confirmation_off(notices_http: httpx.AsyncClient) -> None:  # noqa: F811
     broker = make_broker()

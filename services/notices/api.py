@@ -7,7 +7,7 @@ another body is refused (409). Another organisation's object answers 404, exactl
 
 import hashlib
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response
 from sqlalchemy import select, update
@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 from core.auth import DbSession, PartnerKey
 from core.models import ApiKey, Organisation, UsedActionLink
 from core.params import PageNo, PerPage, RecordId
+from core.settings import get_settings
 from core.ui import today_paris
 from services.notices.models import Client, Contract, LegalEntity, Receipt
 from services.notices.schemas import (
@@ -24,14 +25,18 @@ from services.notices.schemas import (
     ContractBatch,
     ContractOut,
     EntityOut,
+    NoticeActionIn,
+    NoticeActionOut,
+    NoticeOut,
     ReceiptBatch,
     ReceiptOut,
     RefusedOut,
     SaveOut,
 )
-from services.notices.service import directory, entities
+from services.notices.service import directory, entities, queue
 from services.notices.service.directory import ClientFilters, ReceiptFilters
 from services.notices.service.records import CLIENTS, CONTRACTS, RECEIPTS, Kind, SaveReport, save_batch
+from services.notices.service.statuses import LABELS
 
 router = APIRouter(prefix="/api/v1", tags=["avis d'échéance"])
 BROKER_KIND = "broker"
@@ -195,3 +200,35 @@ def push_contracts(batch: ContractBatch, key: BrokerKey, session: DbSession, res
 def push_receipts(batch: ReceiptBatch, key: BrokerKey, session: DbSession, response: Response,
                   idempotency_key: IdempotencyKey = None) -> SaveOut:
     return _save(session, key, RECEIPTS, batch, idempotency_key, response)
+
+
+# --- the queue «Avis d'échéances par mail» ---
+
+StatusLetter = Literal["E", "V", "OK", "KO", "B", "A"]
+
+
+@router.get("/notices", response_model=list[NoticeOut], summary="Avis d'échéance de la file d'envoi par mail")
+def list_notices(key: BrokerKey, session: DbSession, dossier: Annotated[str, Query(max_length=40)] = "",
+                 status: Annotated[list[StatusLetter] | None, Query(description="Statut du PDF")] = None,
+                 run_id: RecordId | None = None) -> list[NoticeOut]:
+    search = queue.Search(dossier=dossier.strip(), statuses=list(status or []), run_id=run_id)
+    return [NoticeOut(id=n.id, number=n.number, client_number=c.number, email=n.email, status=n.status,
+                      status_label=LABELS[n.status], due_date=n.due_date, created_at=n.created_at,
+                      sent_at=n.sent_at, observations=n.observations, workflow_id=n.workflow_id)
+            for n, c in queue.find_notices(session, key.organisation_id, search)]
+
+
+@router.post("/notices/actions", response_model=list[NoticeActionOut],
+             summary="Valider, bloquer ou renvoyer des avis (réponse par avis)")
+def notice_actions(body: NoticeActionIn, key: BrokerKey, session: DbSession) -> list[NoticeActionOut]:
+    """Each notice answers for itself: accepted (applied a moment later by its workflow) or refused with why (its
+    status, an action already under way, «envoi en cours»…). Replaying a call is harmless: the notices already moved
+    answer why they cannot move again."""
+    try:
+        outcomes = queue.request_as(session, get_settings(), organisation_id=key.organisation_id, actor_id=None,
+                                    actor_name=f"API « {key.name} »", notice_ids=body.ids, action=body.action,
+                                    reason=body.reason)
+    except queue.ActionInvalid as exc:
+        raise HTTPException(422, str(exc)) from exc
+    return [NoticeActionOut(id=o.notice_id, number=o.number, accepted=o.refused is None, refused=o.refused)
+            for o in outcomes]

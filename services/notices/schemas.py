@@ -4,9 +4,9 @@ Values are checked by the same rules as the Excel import (`service.records`): a 
 refused whole (422, each problem with its item and field).
 """
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -162,3 +162,32 @@ class ReceiptOut(BaseModel):
     fees: Decimal
     total_ttc: Decimal
     edition_date: date | None
+
+
+class NoticeOut(BaseModel):
+    """A notice of the queue «Avis d'échéances par mail»."""
+
+    id: int
+    number: int
+    client_number: str
+    email: str
+    status: str = Field(description="E, V, OK, KO, B ou A")
+    status_label: str
+    due_date: date
+    created_at: datetime
+    sent_at: datetime | None
+    observations: str | None
+    workflow_id: str
+
+
+class NoticeActionIn(BaseModel):
+    action: Literal["validate", "block", "resend"] = Field(description="Valider, Bloquer (motif obligatoire), Renvoyer")
+    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(min_length=1, max_length=1000)
+    reason: str = Field("", max_length=2000)
+
+
+class NoticeActionOut(BaseModel):
+    id: int
+    number: int | None
+    accepted: bool
+    refused: str | None = Field(description="Pourquoi l'action ne s'applique pas à cet avis (sinon null)")

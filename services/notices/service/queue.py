@@ -77,6 +77,13 @@ def refusal(notice: Notice, action: str) -> str | None:
 
 def request_action(session: Session, settings: Settings, *, user: User, notice_ids: list[int], action: str,
                    reason: str = "") -> list[Outcome]:
+    """A user's request (screens)."""
+    return request_as(session, settings, organisation_id=user.organisation_id, actor_id=user.id,
+                      actor_name=user.full_name or user.email, notice_ids=notice_ids, action=action, reason=reason)
+
+
+def request_as(session: Session, settings: Settings, *, organisation_id: int, actor_id: int | None,
+               actor_name: str, notice_ids: list[int], action: str, reason: str = "") -> list[Outcome]:
     """Record `action` on each notice it can apply to and tell their workflows; say why for the others."""
     if action not in TRANSITIONS:
         raise ActionInvalid(f"Action inconnue « {action} » (valider, bloquer, renvoyer ou annuler).")
@@ -85,7 +92,7 @@ def request_action(session: Session, settings: Settings, *, user: User, notice_i
         raise ActionInvalid("Indiquez le motif du blocage (ex. adresse e-mail erronée).")
     if not notice_ids:
         raise ActionInvalid("Sélectionnez au moins un avis.")
-    found = {n.id: n for n in session.scalars(scoped(Notice, user.organisation_id)
+    found = {n.id: n for n in session.scalars(scoped(Notice, organisation_id)
                                                .where(Notice.id.in_(notice_ids)).order_by(Notice.id)
                                                .with_for_update())}
     now, outcomes = utcnow(), []
@@ -98,7 +105,7 @@ def request_action(session: Session, settings: Settings, *, user: User, notice_i
             outcomes.append(Outcome(notice_id, notice.number, why))
             continue
         notice.pending_action, notice.pending_reason = action, reason[:2000] or None
-        notice.pending_by_id, notice.pending_by_name, notice.pending_at = user.id, user.full_name or user.email, now
+        notice.pending_by_id, notice.pending_by_name, notice.pending_at = actor_id, actor_name[:200], now
         queue_signal(session, organisation_id=notice.organisation_id, workflow_id=notice.workflow_id, signal=ACTION,
                      payload=NoticeAction(action), task_queue=settings.task_queue)
         outcomes.append(Outcome(notice_id, notice.number, None))
