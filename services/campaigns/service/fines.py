@@ -18,8 +18,9 @@ from services.campaigns.service.workflowdefs import enabled_contraventions_defin
 SOURCES = ("Ajout manuel", "Antai")
 FOLLOWED_TYPE = "FPS"  # "Type" of the fines a Contraventions workflow follows up ("concerne la gestion des FPS")
 STATUS_LABELS = {"en_cours": "En cours", "valide": "Validé", "termine": "Terminé", "annule": "Annulé"}
-FINE_HEADERS = ["N° amende", "Date", "Immatriculation", "Conducteur", "Classe", "Type", "Paiement", "Source",
-                "Montant", "Date de paiement", "Statut"]
+# "Paiement" is the payment date, as in the seed's table; "Tarif" the free field (minoré, normal, majoré).
+FINE_HEADERS = ["N° amende", "Date", "Immatriculation", "Conducteur", "Classe", "Type", "Tarif", "Source",
+                "Montant", "Paiement", "Statut"]
 PROOF_MAX_BYTES = 5 * 1024 * 1024
 MAX_LENGTHS = {"numero": 60, "classe": 40, "type_amende": 80, "paiement": 40}  # the columns' sizes
 MAX_MONTANT = Decimal("99999999.99")  # Numeric(10, 2)
@@ -37,11 +38,14 @@ class FineForm:
     paiement: str = ""
     source: str = "Ajout manuel"
     montant: str = ""
+    workflow_enabled: bool = True  # «Workflow activé» (only when entering a fine)
+    workflow_definition_id: str = ""
 
 
-def validate_fine(session: Session, *, organisation_id: int,
-                  form: FineForm) -> tuple[dict[str, object], dict[str, str]]:
-    """Clean values and errors by field; the immatriculation must be a vehicle of the organisation."""
+def validate_fine(session: Session, *, organisation_id: int, form: FineForm,
+                  fine_id: int | None = None) -> tuple[dict[str, object], dict[str, str]]:
+    """Clean values and errors by field; the immatriculation must be a vehicle of the organisation (`fine_id`:
+    the fine being edited, whose own number is not a duplicate)."""
     errors: dict[str, str] = {}
     values: dict[str, object] = {}
     numero = form.numero.strip()
@@ -49,7 +53,8 @@ def validate_fine(session: Session, *, organisation_id: int,
         errors["numero"] = "Le N° d'amende est obligatoire."
     elif len(numero) > MAX_LENGTHS["numero"]:
         errors["numero"] = f"Le N° d'amende dépasse {MAX_LENGTHS['numero']} caractères."
-    elif session.scalars(scoped(Fine, organisation_id).where(Fine.numero == numero)).first() is not None:
+    elif session.scalars(scoped(Fine, organisation_id).where(Fine.numero == numero, Fine.id != (fine_id or 0))
+                         ).first() is not None:
         errors["numero"] = "Une amende porte déjà ce numéro."
     values["numero"] = numero
     try:
