@@ -11,7 +11,8 @@ from core.db import scoped, utcnow
 from core.excel import parse_date
 from core.models import User
 from core.ui import today_paris
-from services.campaigns.models import Driver, Fine, FineProof, Vehicle, WorkflowDefinition
+from services.campaigns.models import Driver, Fine, FineProof, OdometerReading, Vehicle, WorkflowDefinition
+from services.campaigns.service.driverrecords import asking_workflow
 from services.campaigns.service.fleet import normalise_plate
 from services.campaigns.service.workflowdefs import enabled_contraventions_definition
 
@@ -176,14 +177,13 @@ def unpaid_fines(session: Session, *, driver_id: int) -> list[Fine]:
 
 def record_reading(session: Session, *, vehicle: Vehicle, driver_id: int, km: int, on: date) -> str | None:
     """A new odometer reading (never below the last one); returns a French error instead when refused."""
-    from services.campaigns.models import OdometerReading
-
     if vehicle.dernier_releve_km is not None and km < vehicle.dernier_releve_km:
         return f"Le kilométrage saisi ({km} km) est inférieur au dernier relevé ({vehicle.dernier_releve_km} km)."
     if on > today_paris():
         return "La date du relevé ne peut pas être dans le futur."
     session.add(OdometerReading(organisation_id=vehicle.organisation_id, vehicle_id=vehicle.id, driver_id=driver_id,
-                                km=km, reading_date=on))
+                                km=km, reading_date=on,
+                                workflow_name=asking_workflow(session, driver_id=driver_id, family="compteurs")))
     vehicle.dernier_releve_km, vehicle.date_dernier_releve = km, on
     return None
 
