@@ -648,3 +648,63 @@ async def test_a_viewer_sees_the_fine_and_its_proof_but_cannot_change_it(http: h
     with session_scope() as session:
         assert session.get(Fine, fine_id) is not None
         session.delete(session.get(Fine, fine_id))
+
+
+async def test_a_payment_is_declared_once_and_never_on_a_deleted_fine(http: httpx.AsyncClient) -> None:
+    from core.settings import get_settings
+    from services.campaigns.links import driver_space_url
+    from services.campaigns.service import fineactions
+    from services.campaigns.service.fines import declare_payment
+    from tests.support.waiting import wait_until
+
+    org = _org(followup=False)
+    vehicle = _vehicle(org.driver_ids[0])
+    await login(http, org.manager_email)
+    for numero in ("UNE-FOIS", "COURSE"):
+        assert (await _post(http, f"/materiels/{vehicle.id}/amendes", numero=numero)).status_code == 303
+    once = _fine("UNE-FOIS")
+    await _pay(once)
+    link = driver_space_url(get_settings(), org.driver_ids[0])
+    async with httpx.AsyncClient(timeout=30) as driver_browser:  # the same form posted again (back, resend)
+        again = await driver_browser.post(f"{link}/amendes/{once.id}", data={"date_paiement": "11/06/2025"},
+                                          files={"justificatif": ("autre.pdf", b"%PDF-1.7 autre", "application/pdf")})
+    assert again.status_code == 422
+    assert "Le paiement de l'amende UNE-FOIS est déjà déclaré (payée le 10/06/2025)." in text(again)
+    with session_scope() as session:
+        assert str(_fine("UNE-FOIS").date_paiement) == "2025-06-10" and fines_proofs(session, once.id) == 1
+
+    # The manager deletes the other fine while the driver declares its payment: the driver waits for the lock,
+    # then finds it gone (no error page, no proof without its fine).
+    race = _fine("COURSE")
+    with session_scope() as manager:
+        locked = fineactions.get_fine(manager, organisation_id=org.id, fine_id=race.id)
+        assert locked is not None
+        assert fineactions.delete_fine(manager, get_settings(), fine=locked, by="Gestionnaire Test") is None
+
+        def declare() -> str | None:
+            with session_scope() as driver:
+                fine = driver.get(Fine, race.id)
+                assert fine is not None
+                return declare_payment(driver, fine=fine, paid_on=date(2025, 6, 10), filename="p.pdf",
+                                       data=b"%PDF-1.7 p")
+
+        answer = asyncio.create_task(asyncio.to_thread(declare))
+        await wait_until(lambda: _lock_waiters() > 0, seconds=10, what="the driver waiting for the fine's lock")
+    assert await answer == "Cette amende a été supprimée par votre gestionnaire : rien à déclarer."
+    with session_scope() as session:
+        assert session.get(Fine, race.id) is None and fines_proofs(session, race.id) == 0
+
+
+def fines_proofs(session: object, fine_id: int) -> int:
+    from services.campaigns.service.fines import proofs_count
+
+    return proofs_count(session, fine_id)  # type: ignore[arg-type]
+
+
+def _lock_waiters() -> int:
+    """Sessions waiting for a fine's row lock (the driver's declaration behind the manager's deletion)."""
+    from sqlalchemy import text as sql
+
+    with session_scope() as session:
+        return session.scalar(sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                  "AND query LIKE '%campaigns.fines%FOR UPDATE%'")) or 0

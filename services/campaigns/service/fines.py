@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from core.db import scoped, utcnow
 from core.excel import parse_date
 from core.models import User
-from core.ui import today_paris
+from core.ui import paris_date, today_paris
 from services.campaigns.models import Driver, Fine, FineProof, OdometerReading, Vehicle, WorkflowDefinition
 from services.campaigns.service.driverrecords import asking_workflow
 from services.campaigns.service.fleet import normalise_plate
@@ -164,6 +164,14 @@ def declare_payment(session: Session, *, fine: Fine, paid_on: date, filename: st
     kind = check_proof(data)
     if kind is None:
         return "Justificatif refusé : joignez un PDF, un JPEG ou un PNG de 5 Mo au plus."
+    # Under the fine's row lock: a manager deleting it, or the same form posted twice, is decided one at a time.
+    locked = session.scalars(select(Fine).where(Fine.id == fine.id).with_for_update()
+                             .execution_options(populate_existing=True)).first()
+    if locked is None:
+        return "Cette amende a été supprimée par votre gestionnaire : rien à déclarer."
+    if locked.date_paiement is not None:
+        return (f"Le paiement de l'amende {locked.numero} est déjà déclaré "
+                f"(payée le {paris_date(locked.date_paiement)}).")
     fine.date_paiement = paid_on
     fine.updated_at = utcnow()
     session.add(FineProof(fine_id=fine.id, filename=filename[-200:] or "justificatif", content_type=kind, data=data))

@@ -151,7 +151,10 @@ def fine_payment(request: Request, token: str, fine_id: int, session: DbSession,
         return _page(request, session, token, status=422, errors={f"paiement-{fine.id}": f"Date de paiement : {exc}."})
     filename = (justificatif.filename or "") if justificatif else ""
     if problem := declare_payment(session, fine=fine, paid_on=paid_on, filename=filename, data=data):
-        return _page(request, session, token, status=422, errors={f"paiement-{fine.id}": problem})
+        # Shown next to the fine's form, or above the page when the fine is no longer to pay (paid, deleted).
+        listed = any(f.id == fine_id for f in unpaid_fines(session, driver_id=driver.id))
+        return _page(request, session, token, status=422, errors={f"paiement-{fine_id}" if listed else "amendes":
+                                                                  problem})
     return _done(request, session, token, driver, "contraventions",
                  f"Merci, le paiement de l'amende {fine.numero} est enregistré.", fine_id=fine.id)
 
