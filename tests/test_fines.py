@@ -5,6 +5,7 @@ activated Contraventions workflow starts nothing; bad input is refused next to t
 import asyncio
 import io
 import re
+from datetime import date
 from uuid import uuid4
 
 import httpx
@@ -69,8 +70,13 @@ async def _post(http: httpx.AsyncClient, path: str, **fields: str) -> httpx.Resp
     page = await http.get(path)
     assert page.status_code == 200, page.text
     form = {"numero": "", "date_infraction": "03/06/2025", "classe": "2ème classe", "type_amende": "FPS",
-            "paiement": "", "source": "Ajout manuel", "montant": "35,00"} | fields
+            "paiement": "", "source": "Ajout manuel", "montant": "35,00", "workflow_enabled": "1"} | fields
     return await http.post(path, data={"csrf_token": csrf_from(page.text), **form})
+
+
+def _seen(page: httpx.Response) -> str:
+    """The words of the page as read on screen: tags dropped, white space collapsed."""
+    return " ".join(re.sub(r"<[^>]+>", " ", text(page)).split())
 
 
 def _row(page: httpx.Response, numero: str) -> str:
@@ -335,3 +341,370 @@ async def test_the_flash_says_why_a_fine_that_is_not_an_fps_gets_no_followup(htt
     saved = await _post(http, f"/materiels/{vehicle.id}/amendes", numero=numero, type_amende="Stationnement")
     assert ("Amende de type « Stationnement » : aucun workflow de suivi (seules les amendes de type FPS sont suivies)."
             in text(await http.get(saved.headers["location"])))
+
+
+# --- «Workflow activé» per fine, the Contraventions workflow picked, the Actions and «Paiement» columns ---
+
+def _second_definition(org_id: int, name: str, *, enabled: bool = True) -> int:
+    """Another Contraventions workflow of the organisation (one Mail step with the first template)."""
+    with session_scope() as session:
+        template = session.scalars(select(MailTemplate).where(MailTemplate.organisation_id == org_id,
+                                                              MailTemplate.name == "Amende à régler")).one()
+        definition = WorkflowDefinition(organisation_id=org_id, name=name, family="contraventions", enabled=enabled,
+                                        steps=[{"type": "mail", "name": "Mail FPS", "to": "utilisateur", "cc": "",
+                                                "template_id": template.id},
+                                               {"type": "attente", "name": "Attente 10j", "days": 10}])
+        session.add(definition)
+        session.flush()
+        return definition.id
+
+
+def _definition_id(org_id: int, name: str) -> int:
+    with session_scope() as session:
+        return session.scalars(select(WorkflowDefinition.id).where(WorkflowDefinition.organisation_id == org_id,
+                                                                   WorkflowDefinition.name == name)).one()
+
+
+async def test_workflow_activé_unchecked_records_the_fps_without_a_followup(http: httpx.AsyncClient,
+                                                                          dev_worker: Client) -> None:
+    org = _org()
+    vehicle = _vehicle(org.driver_ids[0])
+    await login(http, org.manager_email)
+    tab = await http.get(f"/materiels/{vehicle.id}/amendes")
+    assert re.search(r'<input type="checkbox" id="workflow_enabled" name="workflow_enabled" value="1"\s+checked>',
+                     tab.text)  # on by default when a Contraventions workflow is activated
+    numero = f"FPS{uuid4().hex[:8]}"
+    saved = await _post(http, f"/materiels/{vehicle.id}/amendes", numero=numero, workflow_enabled="")
+    assert saved.status_code == 303
+    fine = _fine(numero)
+    assert (fine.status, fine.workflow_id, fine.workflow_enabled, fine.type_amende) == (None, None, False, "FPS")
+    assert _count(FollowUp, org.id) == 0
+    assert await _workflow_missing(dev_worker, f"fine-{fine.id}")
+    tab = await http.get(saved.headers["location"])
+    assert "« Workflow activé » décoché : aucun workflow de suivi pour cette amende." in text(tab)
+    assert 'data-status="">-</td>' in _row(tab, numero)
+    page = text(await http.get(f"/amendes/{fine.id}"))
+    assert "Workflow activé à la saisie : Non" in _seen(await http.get(f"/amendes/{fine.id}"))
+    assert "Aucun workflow de suivi pour cette amende." in page
+
+
+async def test_the_manager_picks_the_contraventions_workflow_that_applies(http: httpx.AsyncClient,
+                                                                          dev_worker: Client) -> None:
+    org = _org()
+    first = _definition_id(org.id, "Suivi des amendes")
+    second = _second_definition(org.id, "WF-FPS 10 jours")
+    off = _second_definition(org.id, "WF-FPS désactivé", enabled=False)
+    vehicle = _vehicle(org.driver_ids[0])
+    path = f"/materiels/{vehicle.id}/amendes"
+    await login(http, org.manager_email)
+    tab = await http.get(path)
+    picker = re.search(r'<select id="workflow_definition_id".*?</select>', tab.text, re.S)
+    assert picker and "Suivi des amendes" in picker.group(0) and "WF-FPS 10 jours" in picker.group(0)
+    assert "WF-FPS désactivé" not in picker.group(0) and "Relevé km" not in picker.group(0)
+    assert "« WF-FPS 10 jours », « Suivi des amendes »" in text(tab)  # the most recently updated first
+
+    # Refused next to the picker, nothing written: none picked among two, a deactivated one, another family's.
+    compteurs = _second_definition(org.id, "Compteurs déguisé")
+    with session_scope() as session:
+        session.get(WorkflowDefinition, compteurs).family = "compteurs"  # type: ignore[union-attr]
+    for picked, message in (("", "Choisissez le workflow Contraventions à appliquer à cette amende."),
+                            (str(off), "Ce workflow n'est pas un workflow Contraventions activé"),
+                            (str(compteurs), "Ce workflow n'est pas un workflow Contraventions activé"),
+                            ("abc", "Ce workflow n'est pas un workflow Contraventions activé")):
+        refused = await _post(http, path, numero="CHOIX-1", workflow_definition_id=picked)
+        assert refused.status_code == 422
+        error = re.search(r'<p class="field-error" id="workflow_definition_id-error">(.*?)</p>', text(refused))
+        assert error and message in error.group(1), picked
+    assert _count(Fine, org.id) == 0
+
+    saved = await _post(http, path, numero="CHOIX-1", workflow_definition_id=str(first))
+    assert saved.status_code == 303
+    fine = _fine("CHOIX-1")
+    assert (fine.status, fine.workflow_enabled) == ("en_cours", True)
+    assert "Workflow de suivi lancé : « Suivi des amendes »." in text(await http.get(path))
+    with session_scope() as session:
+        followup = session.scalars(select(FollowUp).where(FollowUp.fine_id == fine.id)).one()
+        assert followup.definition_name == "Suivi des amendes"
+    await _first_timer(dev_worker, f"fine-{fine.id}")
+    assert await dev_worker.get_workflow_handle(f"fine-{fine.id}").query("current_step") == "Attente 5j"
+
+    saved = await _post(http, path, numero="CHOIX-2", workflow_definition_id=str(second))
+    fine = _fine("CHOIX-2")
+    await _first_timer(dev_worker, f"fine-{fine.id}")
+    assert await dev_worker.get_workflow_handle(f"fine-{fine.id}").query("current_step") == "Attente 10j"
+    page = text(await http.get(f"/amendes/{fine.id}"))
+    assert "Workflow activé à la saisie : Oui" in _seen(await http.get(f"/amendes/{fine.id}"))
+    assert "WF-FPS 10 jours" in page
+    assert "En cours" in page
+
+
+async def _pay(fine: Fine, proof: bytes = b"%PDF-1.7\n% preuve", filename: str = "preuve-paiement.pdf") -> None:
+    """The driver declares the payment through his Espace Conducteur link (as from the mail)."""
+    from core.settings import get_settings
+    from services.campaigns.links import driver_space_url
+
+    assert fine.driver_id is not None
+    link = driver_space_url(get_settings(), fine.driver_id)
+    async with httpx.AsyncClient(timeout=30) as driver_browser:
+        paid = await driver_browser.post(f"{link}/amendes/{fine.id}", data={"date_paiement": "10/06/2025"},
+                                         files={"justificatif": (filename, proof, "application/pdf")})
+        assert paid.status_code == 200, text(paid)
+
+
+async def test_fines_table_has_the_paiement_date_and_the_actions(http: httpx.AsyncClient,
+                                                                 dev_worker: Client) -> None:
+    org = _org(followup=False)
+    vehicle = _vehicle(org.driver_ids[0])
+    path = f"/materiels/{vehicle.id}/amendes"
+    await login(http, org.manager_email)
+    for numero in ("TAB-PAYEE", "TAB-DUE"):
+        assert (await _post(http, path, numero=numero)).status_code == 303
+    await _pay(_fine("TAB-PAYEE"))
+    tab = await http.get(path)
+    header = re.search(r"<thead>(.*?)</thead>", tab.text, re.S)
+    assert header and re.findall(r"<th>(.*?)</th>", header.group(1)) == [
+        "N° amende", "Date", "Immatriculation", "Classe", "Type", "Paiement", "Source", "Montant", "Statut", "Actions"]
+    paid, due = _row(tab, "TAB-PAYEE"), _row(tab, "TAB-DUE")
+    assert 'data-paid="2025-06-10">10/06/2025' in paid and "Justificatif" in paid
+    assert 'data-paid="">-' in due and "Justificatif" not in due
+    assert ">Voir</a>" in paid and "Modifier" not in paid and "Supprimer" not in paid  # paid: view only
+    due_fine = _fine("TAB-DUE")
+    assert f'href="/amendes/{due_fine.id}?depuis=materiels"' in due and ">Voir</a>" in due
+    assert f'href="/amendes/{due_fine.id}/modifier?depuis=materiels"' in due
+    assert f'action="/amendes/{due_fine.id}/supprimer"' in due
+    assert "Voulez-vous vraiment supprimer l'amende N° TAB-DUE ?" in text(tab)
+    assert "Tarif" in text(tab)  # the free "minoré / majoré" field keeps a label of its own in the form
+
+
+async def test_view_and_edit_an_unpaid_fine_and_a_paid_one_stays_as_it_is(http: httpx.AsyncClient,
+                                                                         dev_worker: Client) -> None:
+    org = _org(followup=False)
+    vehicle, other = _vehicle(org.driver_ids[0]), _vehicle(org.driver_ids[1])
+    path = f"/utilisateurs/{org.driver_ids[0]}/amendes"
+    await login(http, org.manager_email)
+    for numero in ("EDIT-1", "EDIT-2"):
+        assert (await _post(http, path, numero=numero, immatriculation=vehicle.immatriculation)).status_code == 303
+    fine = _fine("EDIT-1")
+    page = await http.get(f"/amendes/{fine.id}?depuis=utilisateurs")
+    assert page.status_code == 200
+    shown = _seen(page)
+    missing = [v for v in ("Amende N° EDIT-1", "03/06/2025", vehicle.immatriculation, "2ème classe", "FPS",
+                                    "35,00 €", "Ajout manuel", "Créée par Gestionnaire Test",
+                                    "Pas encore déclarée par l'utilisateur") if v not in shown]
+    assert not missing, (missing, shown)
+    assert f'href="{path}">← Retour aux amendes' in page.text
+
+    form_page = await http.get(f"/amendes/{fine.id}/modifier?depuis=utilisateurs")
+    assert form_page.status_code == 200 and 'value="EDIT-1"' in form_page.text and 'value="35,00"' in form_page.text
+    token = csrf_from(form_page.text)
+    edit = {"csrf_token": token, "numero": "EDIT-1", "date_infraction": "04/06/2025",
+            "immatriculation": other.immatriculation.lower().replace("-", ""), "classe": "4ème classe",
+            "type_amende": "FPS", "paiement": "Majoré", "source": "Ajout manuel", "montant": "135", "depuis":
+            "utilisateurs"}
+    for bad, field, message in (({"numero": "EDIT-2"}, "numero", "Une amende porte déjà ce numéro."),
+                                ({"montant": "beaucoup"}, "montant", "Montant invalide"),
+                                ({"immatriculation": "ZZ-999-ZZ"}, "immatriculation", "Immatriculation inconnue")):
+        refused = await http.post(f"/amendes/{fine.id}/modifier", data=edit | bad)
+        assert refused.status_code == 422
+        error = re.search(rf'<p class="field-error" id="{field}-error">(.*?)</p>', text(refused))
+        assert error and message in error.group(1)
+        assert "L'amende n'a pas été modifiée" in text(refused)
+    assert _fine("EDIT-1").classe == "2ème classe"
+
+    saved = await http.post(f"/amendes/{fine.id}/modifier", data=edit)
+    assert saved.status_code == 303 and saved.headers["location"] == f"/amendes/{fine.id}?depuis=utilisateurs"
+    shown = _seen(await http.get(saved.headers["location"]))
+    assert "L'amende N° EDIT-1 est modifiée." in shown and "Modifiée par Gestionnaire Test" in shown
+    assert all(v in shown for v in ("04/06/2025", other.immatriculation, "4ème classe", "Majoré", "135,00 €"))
+    edited = _fine("EDIT-1")
+    assert (edited.vehicle_id, edited.driver_id) == (other.id, org.driver_ids[1])  # the vehicle's driver now
+
+    # Paid: no edit, no deletion, whatever is posted.
+    await _pay(edited)
+    assert (await http.get(f"/amendes/{fine.id}")).status_code == 200
+    assert "Modifier" not in text(await http.get(f"/amendes/{fine.id}")).split("<h2>Amende</h2>")[0]
+    refused = await http.post(f"/amendes/{fine.id}/modifier", data=edit | {"classe": "1ère classe"})
+    assert refused.status_code == 303
+    assert ("L'amende N° EDIT-1 est réglée (paiement du 10/06/2025) : elle ne peut plus être modifiée."
+            in text(await http.get(refused.headers["location"])))
+    assert _fine("EDIT-1").classe == "4ème classe"
+
+
+async def test_a_running_followup_keeps_what_it_follows(http: httpx.AsyncClient, dev_worker: Client) -> None:
+    org = _org()
+    vehicle, other = _vehicle(org.driver_ids[0]), _vehicle(org.driver_ids[1])
+    await login(http, org.manager_email)
+    assert (await _post(http, f"/materiels/{vehicle.id}/amendes", numero="SUIVI-1")).status_code == 303
+    fine = _fine("SUIVI-1")
+    assert fine.status == "en_cours"
+    form_page = await http.get(f"/amendes/{fine.id}/modifier")
+    assert "Un workflow de suivi est en cours" in text(form_page)
+    edit = {"csrf_token": csrf_from(form_page.text), "numero": "SUIVI-1", "date_infraction": "03/06/2025",
+            "immatriculation": vehicle.immatriculation, "classe": "2ème classe", "type_amende": "FPS",
+            "paiement": "", "source": "Ajout manuel", "montant": "35"}
+    for bad, field, what in (({"immatriculation": other.immatriculation}, "immatriculation", "l'immatriculation"),
+                             ({"source": "Antai"}, "source", "la source"),
+                             ({"type_amende": "Stationnement"}, "type_amende", "le type (FPS)")):
+        refused = await http.post(f"/amendes/{fine.id}/modifier", data=edit | bad)
+        assert refused.status_code == 422
+        error = re.search(rf'<p class="field-error" id="{field}-error">(.*?)</p>', text(refused))
+        assert error and error.group(1) == ("Un workflow de suivi est en cours pour cette amende : annulez-le dans "
+                                            f"« Workflows utilisateurs » avant de changer {what}.")
+    assert (_fine("SUIVI-1").vehicle_id, _fine("SUIVI-1").source) == (vehicle.id, "Ajout manuel")
+    saved = await http.post(f"/amendes/{fine.id}/modifier", data=edit | {"montant": "45"})
+    assert saved.status_code == 303 and str(_fine("SUIVI-1").montant) == "45.00"
+
+
+async def test_deleting_an_unpaid_fine_cancels_its_followup_a_paid_one_is_kept(http: httpx.AsyncClient,
+                                                                               dev_worker: Client) -> None:
+    org = _org()
+    vehicle = _vehicle(org.driver_ids[0])
+    path = f"/materiels/{vehicle.id}/amendes"
+    await login(http, org.manager_email)
+    assert (await _post(http, path, numero="SUPPR-1")).status_code == 303
+    assert (await _post(http, path, numero="SUPPR-2")).status_code == 303
+    doomed, kept = _fine("SUPPR-1"), _fine("SUPPR-2")
+    await _first_timer(dev_worker, f"fine-{doomed.id}")
+    await _pay(kept)
+    assert await result_of(dev_worker, f"fine-{kept.id}") == "valide"
+    tab = await http.get(path)
+    token = csrf_from(tab.text)
+
+    deleted = await http.post(f"/amendes/{doomed.id}/supprimer", data={"csrf_token": token, "depuis": "materiels"})
+    assert deleted.status_code == 303 and deleted.headers["location"] == path
+    tab = await http.get(path)
+    assert ("L'amende N° SUPPR-1 est supprimée. Son workflow de suivi « Suivi des amendes » est annulé."
+            in text(tab))
+    assert 'data-fine="SUPPR-1"' not in tab.text
+    assert await result_of(dev_worker, f"fine-{doomed.id}") == "annule"  # told through the relay
+    with session_scope() as session:
+        followup = session.scalars(select(FollowUp).where(FollowUp.workflow_id == f"fine-{doomed.id}")).one()
+        assert (followup.status, followup.fine_id, followup.reference) == ("annule", None, "SUPPR-1")
+        assert followup.ended_reason == "Annulé par Gestionnaire Test (amende supprimée)"
+    suivi = text(await http.get("/workflows-utilisateurs"))
+    assert "SUPPR-1" in suivi  # the cancelled follow-up stays in the suivi with the fine's number
+
+    refused = await http.post(f"/amendes/{kept.id}/supprimer", data={"csrf_token": token})
+    assert refused.status_code == 303
+    assert ("L'amende N° SUPPR-2 est réglée (paiement du 10/06/2025) : elle ne peut pas être supprimée."
+            in text(await http.get(refused.headers["location"])))
+    assert _fine("SUPPR-2").status == "valide"
+    assert (await http.get(f"/amendes/{doomed.id}")).status_code == 404
+
+
+async def test_the_manager_opens_the_drivers_payment_proof_only_his_organisation(http: httpx.AsyncClient,
+                                                                                 dev_worker: Client) -> None:
+    org = _org(followup=False)
+    vehicle = _vehicle(org.driver_ids[0])
+    await login(http, org.manager_email)
+    assert (await _post(http, f"/materiels/{vehicle.id}/amendes", numero="PREUVE-1")).status_code == 303
+    fine = _fine("PREUVE-1")
+    proof_bytes = b"%PDF-1.7\n% la preuve de paiement du conducteur"
+    await _pay(fine, proof_bytes, "reçu « FPS ».pdf")
+    page = await http.get(f"/amendes/{fine.id}")
+    link = re.search(rf'href="(/amendes/{fine.id}/justificatifs/\d+)"[^>]*>(.*?)</a>', page.text)
+    assert link and text(page).count("reçu « FPS ».pdf") >= 1 and "10/06/2025" in text(page)
+    opened = await http.get(link.group(1))
+    assert opened.status_code == 200 and opened.content == proof_bytes
+    assert opened.headers["content-type"] == "application/pdf"
+    assert opened.headers["content-disposition"].startswith("inline; filename*=UTF-8''re%C3%A7u%20%C2%AB%20FPS")
+    assert opened.headers["x-content-type-options"] == "nosniff"
+    tab_row = _row(await http.get(f"/materiels/{vehicle.id}/amendes"), "PREUVE-1")
+    assert f'href="{link.group(1)}"' in tab_row  # also from the «Paiement» cell of the table
+
+    proof_id = int(link.group(1).rsplit("/", 1)[1])
+    other_fine_path = f"/amendes/{fine.id + 100000}/justificatifs/{proof_id}"
+    assert (await http.get(other_fine_path)).status_code == 404  # the proof belongs to this fine only
+    await http.post("/logout", data={"csrf_token": csrf_from(page.text)})
+    stranger = _org(followup=False)
+    await login(http, stranger.manager_email)
+    for path in (link.group(1), f"/amendes/{fine.id}", f"/amendes/{fine.id}/modifier"):
+        assert (await http.get(path)).status_code == 404, path
+    own = await http.get(f"/utilisateurs/{stranger.driver_ids[0]}/amendes")
+    assert (await http.post(f"/amendes/{fine.id}/supprimer",
+                            data={"csrf_token": csrf_from(own.text)})).status_code == 404
+    assert _fine("PREUVE-1").date_paiement is not None
+
+
+async def test_a_viewer_sees_the_fine_and_its_proof_but_cannot_change_it(http: httpx.AsyncClient) -> None:
+    with session_scope() as session:
+        garonne = session.scalars(select(Organisation).where(Organisation.slug == "garonne")).one()
+        demo_vehicle = session.scalars(select(Vehicle).where(Vehicle.organisation_id == garonne.id,
+                                                             Vehicle.driver_id.is_not(None))
+                                       .order_by(Vehicle.id.desc())).first()
+        assert demo_vehicle is not None
+        fine = Fine(organisation_id=garonne.id, numero=f"LECT-{uuid4().hex[:6]}", date_infraction=date(2025, 6, 3),
+                    immatriculation=demo_vehicle.immatriculation, vehicle_id=demo_vehicle.id,
+                    driver_id=demo_vehicle.driver_id, type_amende="FPS", source="Ajout manuel")
+        session.add(fine)
+        session.flush()
+        fine_id = fine.id
+    await login(http, "lecture@garonne.example")
+    page = await http.get(f"/amendes/{fine_id}")
+    assert page.status_code == 200 and "Modifier" not in text(page) and "Supprimer" not in text(page)
+    assert (await http.get(f"/amendes/{fine_id}/modifier")).status_code == 403
+    token = csrf_from(page.text)
+    assert (await http.post(f"/amendes/{fine_id}/supprimer", data={"csrf_token": token})).status_code == 403
+    with session_scope() as session:
+        assert session.get(Fine, fine_id) is not None
+        session.delete(session.get(Fine, fine_id))
+
+
+async def test_a_payment_is_declared_once_and_never_on_a_deleted_fine(http: httpx.AsyncClient) -> None:
+    from core.settings import get_settings
+    from services.campaigns.links import driver_space_url
+    from services.campaigns.service import fineactions
+    from services.campaigns.service.fines import declare_payment
+    from tests.support.waiting import wait_until
+
+    org = _org(followup=False)
+    vehicle = _vehicle(org.driver_ids[0])
+    await login(http, org.manager_email)
+    for numero in ("UNE-FOIS", "COURSE"):
+        assert (await _post(http, f"/materiels/{vehicle.id}/amendes", numero=numero)).status_code == 303
+    once = _fine("UNE-FOIS")
+    await _pay(once)
+    link = driver_space_url(get_settings(), org.driver_ids[0])
+    async with httpx.AsyncClient(timeout=30) as driver_browser:  # the same form posted again (back, resend)
+        again = await driver_browser.post(f"{link}/amendes/{once.id}", data={"date_paiement": "11/06/2025"},
+                                          files={"justificatif": ("autre.pdf", b"%PDF-1.7 autre", "application/pdf")})
+    assert again.status_code == 422
+    assert "Le paiement de l'amende UNE-FOIS est déjà déclaré (payée le 10/06/2025)." in text(again)
+    with session_scope() as session:
+        assert str(_fine("UNE-FOIS").date_paiement) == "2025-06-10" and fines_proofs(session, once.id) == 1
+
+    # The manager deletes the other fine while the driver declares its payment: the driver waits for the lock,
+    # then finds it gone (no error page, no proof without its fine).
+    race = _fine("COURSE")
+    with session_scope() as manager:
+        locked = fineactions.get_fine(manager, organisation_id=org.id, fine_id=race.id)
+        assert locked is not None
+        assert fineactions.delete_fine(manager, get_settings(), fine=locked, by="Gestionnaire Test") is None
+
+        def declare() -> str | None:
+            with session_scope() as driver:
+                fine = driver.get(Fine, race.id)
+                assert fine is not None
+                return declare_payment(driver, fine=fine, paid_on=date(2025, 6, 10), filename="p.pdf",
+                                       data=b"%PDF-1.7 p")
+
+        answer = asyncio.create_task(asyncio.to_thread(declare))
+        await wait_until(lambda: _lock_waiters() > 0, seconds=10, what="the driver waiting for the fine's lock")
+    assert await answer == "Cette amende a été supprimée par votre gestionnaire : rien à déclarer."
+    with session_scope() as session:
+        assert session.get(Fine, race.id) is None and fines_proofs(session, race.id) == 0
+
+
+def fines_proofs(session: object, fine_id: int) -> int:
+    from services.campaigns.service.fines import proofs_count
+
+    return proofs_count(session, fine_id)  # type: ignore[arg-type]
+
+
+def _lock_waiters() -> int:
+    """Sessions waiting for a fine's row lock (the driver's declaration behind the manager's deletion)."""
+    from sqlalchemy import text as sql
+
+    with session_scope() as session:
+        return session.scalar(sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                  "AND query LIKE '%campaigns.fines%FOR UPDATE%'")) or 0

@@ -213,7 +213,8 @@ class FollowUp(OrgScoped, Base):
     campaign_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey(f"{SCHEMA}.campaigns.id", ondelete="CASCADE"), index=True
     )
-    fine_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey(f"{SCHEMA}.fines.id", ondelete="CASCADE"))
+    # A deleted fine leaves its (cancelled) follow-up in the suivi, with its number as the reference.
+    fine_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey(f"{SCHEMA}.fines.id", ondelete="SET NULL"))
     driver_id: Mapped[int] = mapped_column(BigInteger, ForeignKey(f"{SCHEMA}.drivers.id", ondelete="CASCADE"),
                                            index=True)
     definition_name: Mapped[str] = mapped_column(String(200))
@@ -251,6 +252,8 @@ class Fine(OrgScoped, Authored, Base):
     status: Mapped[str | None] = mapped_column(String(20))  # en_cours | valide | termine (None: no workflow)
     workflow_id: Mapped[str | None] = mapped_column(String(200))
     date_paiement: Mapped[date | None] = mapped_column(Date)
+    # «Workflow activé» as the manager left it when entering the fine (a follow-up starts only for an FPS).
+    workflow_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class FineProof(Base):
@@ -279,4 +282,26 @@ class OdometerReading(OrgScoped, Base):
     driver_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey(f"{SCHEMA}.drivers.id", ondelete="SET NULL"))
     km: Mapped[int] = mapped_column(Integer)
     reading_date: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The Compteurs workflow that asked for it, when one was running (shown on the vehicle's record).
+    workflow_name: Mapped[str | None] = mapped_column(String(200))
+
+
+class DriverInfoEntry(OrgScoped, Base):
+    """What a driver entered in the Espace Conducteur's «Mes informations» (licence, address), kept entry by entry:
+    the driver's record shows who entered the current values and when."""
+
+    __tablename__ = "driver_info_entries"
+    __table_args__ = (Index("ix_driver_info_entries_driver_created", "driver_id", "created_at"), {"schema": SCHEMA})
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    driver_id: Mapped[int] = mapped_column(BigInteger, ForeignKey(f"{SCHEMA}.drivers.id", ondelete="CASCADE"))
+    permis_numero: Mapped[str | None] = mapped_column(String(40))
+    permis_date: Mapped[date | None] = mapped_column(Date)
+    permis_categories: Mapped[str | None] = mapped_column(String(60))
+    adresse: Mapped[str | None] = mapped_column(String(300))
+    code_postal: Mapped[str | None] = mapped_column(String(10))
+    ville: Mapped[str | None] = mapped_column(String(120))
+    # The Informations workflow that asked for it, when one was running.
+    workflow_name: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

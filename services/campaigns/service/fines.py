@@ -10,16 +10,18 @@ from sqlalchemy.orm import Session
 from core.db import scoped, utcnow
 from core.excel import parse_date
 from core.models import User
-from core.ui import today_paris
-from services.campaigns.models import Driver, Fine, FineProof, Vehicle, WorkflowDefinition
+from core.ui import paris_date, today_paris
+from services.campaigns.models import Driver, Fine, FineProof, OdometerReading, Vehicle, WorkflowDefinition
+from services.campaigns.service.driverrecords import asking_workflow
 from services.campaigns.service.fleet import normalise_plate
 from services.campaigns.service.workflowdefs import enabled_contraventions_definition
 
 SOURCES = ("Ajout manuel", "Antai")
 FOLLOWED_TYPE = "FPS"  # "Type" of the fines a Contraventions workflow follows up ("concerne la gestion des FPS")
 STATUS_LABELS = {"en_cours": "En cours", "valide": "Validé", "termine": "Terminé", "annule": "Annulé"}
-FINE_HEADERS = ["N° amende", "Date", "Immatriculation", "Conducteur", "Classe", "Type", "Paiement", "Source",
-                "Montant", "Date de paiement", "Statut"]
+# "Paiement" is the payment date, as in the seed's table; "Tarif" the free field (minoré, normal, majoré).
+FINE_HEADERS = ["N° amende", "Date", "Immatriculation", "Conducteur", "Classe", "Type", "Tarif", "Source",
+                "Montant", "Paiement", "Statut"]
 PROOF_MAX_BYTES = 5 * 1024 * 1024
 MAX_LENGTHS = {"numero": 60, "classe": 40, "type_amende": 80, "paiement": 40}  # the columns' sizes
 MAX_MONTANT = Decimal("99999999.99")  # Numeric(10, 2)
@@ -37,11 +39,14 @@ class FineForm:
     paiement: str = ""
     source: str = "Ajout manuel"
     montant: str = ""
+    workflow_enabled: bool = True  # «Workflow activé» (only when entering a fine)
+    workflow_definition_id: str = ""
 
 
-def validate_fine(session: Session, *, organisation_id: int,
-                  form: FineForm) -> tuple[dict[str, object], dict[str, str]]:
-    """Clean values and errors by field; the immatriculation must be a vehicle of the organisation."""
+def validate_fine(session: Session, *, organisation_id: int, form: FineForm,
+                  fine_id: int | None = None) -> tuple[dict[str, object], dict[str, str]]:
+    """Clean values and errors by field; the immatriculation must be a vehicle of the organisation (`fine_id`:
+    the fine being edited, whose own number is not a duplicate)."""
     errors: dict[str, str] = {}
     values: dict[str, object] = {}
     numero = form.numero.strip()
@@ -49,7 +54,8 @@ def validate_fine(session: Session, *, organisation_id: int,
         errors["numero"] = "Le N° d'amende est obligatoire."
     elif len(numero) > MAX_LENGTHS["numero"]:
         errors["numero"] = f"Le N° d'amende dépasse {MAX_LENGTHS['numero']} caractères."
-    elif session.scalars(scoped(Fine, organisation_id).where(Fine.numero == numero)).first() is not None:
+    elif session.scalars(scoped(Fine, organisation_id).where(Fine.numero == numero, Fine.id != (fine_id or 0))
+                         ).first() is not None:
         errors["numero"] = "Une amende porte déjà ce numéro."
     values["numero"] = numero
     try:
@@ -158,6 +164,14 @@ def declare_payment(session: Session, *, fine: Fine, paid_on: date, filename: st
     kind = check_proof(data)
     if kind is None:
         return "Justificatif refusé : joignez un PDF, un JPEG ou un PNG de 5 Mo au plus."
+    # Under the fine's row lock: a manager deleting it, or the same form posted twice, is decided one at a time.
+    locked = session.scalars(select(Fine).where(Fine.id == fine.id).with_for_update()
+                             .execution_options(populate_existing=True)).first()
+    if locked is None:
+        return "Cette amende a été supprimée par votre gestionnaire : rien à déclarer."
+    if locked.date_paiement is not None:
+        return (f"Le paiement de l'amende {locked.numero} est déjà déclaré "
+                f"(payée le {paris_date(locked.date_paiement)}).")
     fine.date_paiement = paid_on
     fine.updated_at = utcnow()
     session.add(FineProof(fine_id=fine.id, filename=filename[-200:] or "justificatif", content_type=kind, data=data))
@@ -171,14 +185,13 @@ def unpaid_fines(session: Session, *, driver_id: int) -> list[Fine]:
 
 def record_reading(session: Session, *, vehicle: Vehicle, driver_id: int, km: int, on: date) -> str | None:
     """A new odometer reading (never below the last one); returns a French error instead when refused."""
-    from services.campaigns.models import OdometerReading
-
     if vehicle.dernier_releve_km is not None and km < vehicle.dernier_releve_km:
         return f"Le kilométrage saisi ({km} km) est inférieur au dernier relevé ({vehicle.dernier_releve_km} km)."
     if on > today_paris():
         return "La date du relevé ne peut pas être dans le futur."
     session.add(OdometerReading(organisation_id=vehicle.organisation_id, vehicle_id=vehicle.id, driver_id=driver_id,
-                                km=km, reading_date=on))
+                                km=km, reading_date=on,
+                                workflow_name=asking_workflow(session, driver_id=driver_id, family="compteurs")))
     vehicle.dernier_releve_km, vehicle.date_dernier_releve = km, on
     return None
 

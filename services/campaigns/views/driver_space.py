@@ -20,6 +20,7 @@ from core.ui import render_page, today_paris
 from services.campaigns.departements import departement_from_postal_code
 from services.campaigns.links import SPACE_PATH, SPACE_PURPOSE
 from services.campaigns.models import Driver, Fine, Vehicle
+from services.campaigns.service.driverrecords import Informations, record_informations
 from services.campaigns.service.driverspace import space_state
 from services.campaigns.service.driverworkflows import driver_answered
 from services.campaigns.service.fines import PROOF_MAX_BYTES, declare_payment, record_reading, unpaid_fines
@@ -128,10 +129,10 @@ def informations(request: Request, token: str, session: DbSession,
         errors["code_postal"] = "Code postal invalide (5 chiffres, France)."
     if errors:
         return _page(request, session, token, status=422, errors=errors)
-    driver.permis_numero, driver.permis_date = numero, delivered
-    driver.permis_categories = ", ".join(c for c in LICENCE_CATEGORIES if c in permis_categories)
-    driver.adresse, driver.code_postal, driver.ville = adresse.strip(), code_postal.strip(), ville.strip()
-    driver.departement = departement
+    assert departement is not None
+    record_informations(session, driver=driver, info=Informations(
+        numero, delivered, ", ".join(c for c in LICENCE_CATEGORIES if c in permis_categories), adresse.strip(),
+        code_postal.strip(), ville.strip(), departement))
     return _done(request, session, token, driver, "informations", "Merci, vos informations sont enregistrées.")
 
 
@@ -150,7 +151,10 @@ def fine_payment(request: Request, token: str, fine_id: int, session: DbSession,
         return _page(request, session, token, status=422, errors={f"paiement-{fine.id}": f"Date de paiement : {exc}."})
     filename = (justificatif.filename or "") if justificatif else ""
     if problem := declare_payment(session, fine=fine, paid_on=paid_on, filename=filename, data=data):
-        return _page(request, session, token, status=422, errors={f"paiement-{fine.id}": problem})
+        # Shown next to the fine's form, or above the page when the fine is no longer to pay (paid, deleted).
+        listed = any(f.id == fine_id for f in unpaid_fines(session, driver_id=driver.id))
+        return _page(request, session, token, status=422, errors={f"paiement-{fine_id}" if listed else "amendes":
+                                                                  problem})
     return _done(request, session, token, driver, "contraventions",
                  f"Merci, le paiement de l'amende {fine.numero} est enregistré.", fine_id=fine.id)
 

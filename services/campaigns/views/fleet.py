@@ -13,6 +13,7 @@ from core.excel import MB, ExcelIssue, write_xlsx
 from core.models import User
 from core.ui import flash, render_page, today_paris
 from services.campaigns.departements import DEPARTEMENTS
+from services.campaigns.service import driverrecords as records
 from services.campaigns.service import fleet as service
 
 router = APIRouter()
@@ -60,8 +61,10 @@ def driver(request: Request, driver_id: int, user: CurrentUser, session: DbSessi
     if row is None:
         raise HTTPException(404, "Cet utilisateur n'existe pas.")
     vehicles = service.driver_vehicles(session, organisation_id=user.organisation_id, driver_id=row.id)
+    history = records.info_history(session, organisation_id=user.organisation_id, driver_id=row.id)
     return render_page(request, "fleet_driver.html", user=user, driver=row, vehicles=vehicles,
-                       departement_name=DEPARTEMENTS.get(row.departement or "", ""), today=today_paris())
+                       departement_name=DEPARTEMENTS.get(row.departement or "", ""), today=today_paris(),
+                       history=history, provenance=records.provenance(row, history))
 
 
 # --- matériels ---
@@ -106,8 +109,10 @@ def vehicle(request: Request, vehicle_id: int, user: CurrentUser, session: DbSes
         raise HTTPException(404, "Ce matériel n'existe pas.")
     holder = (service.get_driver(session, organisation_id=user.organisation_id, driver_id=row.driver_id)
               if row.driver_id else None)
+    readings = records.reading_history(session, organisation_id=user.organisation_id, vehicle_id=row.id)
     return render_page(request, "fleet_vehicle.html", user=user, vehicle=row, driver=holder,
-                       situation=service.situation(row, today_paris()))
+                       situation=service.situation(row, today_paris()), readings=readings,
+                       current=records.current_reading(row, readings))
 
 
 # --- imports ---
