@@ -2,7 +2,7 @@
 information and which workflow asked for a reading
 
 Revision ID: 28642691f8f4
-Revises: b7c2e19f4a60
+Revises: 3f6b8d2c1a57
 Create Date: 2026-12-04 00:51:33.568712
 """
 
