@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '28642691f8f4'
-down_revision: str | None = 'b7c2e19f4a60'
+down_revision: str | None = '3f6b8d2c1a57'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
