@@ -48,6 +48,8 @@ class TemplateError:
     field: str
 
     def __str__(self) -> str:
+        if not self.field:
+            return f"{PARTS[self.part]} : obligatoire"
         return f"{PARTS[self.part]}, ligne {self.line} : champ inconnu « {{{self.field}}} »"
 
 
@@ -58,8 +60,7 @@ def check(parts: Mapping[str, str]) -> list[TemplateError]:
         for number, line in enumerate(text.splitlines() or [""], start=1):
             errors += [TemplateError(part, number, m.group(1)) for m in FIELD.finditer(line)
                        if m.group(1) not in FIELDS]
-    if not parts.get("subject", "").strip():
-        errors.append(TemplateError("subject", 1, ""))
+    errors += [TemplateError(part, 1, "") for part in PARTS if not parts.get(part, "").strip()]
     return errors
 
 

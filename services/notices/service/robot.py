@@ -65,6 +65,12 @@ def wake_robot(session: Session, settings: Settings, organisation: Organisation,
                  start=robot_start(organisation, settings=settings))
 
 
+def organisation_of(session: Session, organisation_id: int) -> Organisation:
+    organisation = session.get(Organisation, organisation_id)
+    assert organisation is not None
+    return organisation
+
+
 def set_paused(session: Session, settings: Settings, *, user: User, paused: bool) -> None:
     """«Suspendre» / «Reprendre»: recorded, then the robot is told."""
     robot = robot_settings(session, user.organisation_id, lock=True)
