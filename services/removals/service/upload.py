@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.db import scoped
-from core.excel import ExcelError, ExcelIssue, ExcelRow, parse_date, parse_text, read_xlsx
+from core.excel import ExcelError, ExcelIssue, ExcelRow, parse_date, parse_text, read_spreadsheet
 from core.models import Organisation, User
 from services.removals.models import OPEN_STATUSES, Account, Mandate, PendingUpload, RemovalRequest, TrackedVehicle
 from services.removals.service.process import mandate_workflow_id
@@ -55,10 +55,11 @@ class UploadRefused(Exception):
 
 
 def read_lines(data: bytes) -> tuple[list[Line], list[ExcelIssue]]:
-    """Parse the workbook into lines; cell-level problems are collected, the other lines still parsed."""
+    """Parse the workbook (.xlsx or .xls) into lines; cell-level problems are collected, the other lines still
+    parsed."""
     issues: list[ExcelIssue] = []
     try:
-        excel_rows = read_xlsx(data, expected_headers=HEADERS, max_rows=MAX_LINES)
+        excel_rows = read_spreadsheet(data, expected_headers=HEADERS, max_rows=MAX_LINES)
     except ExcelError as exc:
         issues.extend(exc.issues)
         excel_rows = exc.rows

@@ -67,7 +67,8 @@ def upload_file(request: Request, user: RequesterManager, session: DbSession,
     if not upload.valid_email(tracking_email):
         return page(status=422, errors={"tracking_email": "Indiquez une adresse e-mail de suivi valide."})
     if fichier is None or not fichier.filename:
-        return page(status=422, issues=[ExcelIssue(None, None, "Choisissez un fichier Excel (.xlsx) à charger.")])
+        return page(status=422, issues=[ExcelIssue(None, None, "Choisissez un fichier Excel (.xls ou .xlsx) à "
+                                                               "charger.")])
     data = fichier.file.read(MAX_UPLOAD + 1)
     try:
         lines = upload.check_upload(session, organisation_id=user.organisation_id, data=data, today=_today().date())
