@@ -229,3 +229,30 @@ async def test_an_xls_file_reaches_the_recap_like_an_xlsx(removals_http: httpx.A
     recap = text(await removals_http.get(response.headers["location"]))
     assert recap.count("<td>Nouvelle</td>") == 2 and f"{when:%d/%m/%Y}" in recap
     assert requester.vins[0] in recap and "Déposes juillet.xls" in recap
+
+
+async def test_every_problem_of_a_line_is_listed_at_once(removals_http: httpx.AsyncClient) -> None:
+    """A malformed VIN or an unreadable date no longer hides the line's other checks."""
+    requester, deposer = make_requester(2), make_deposer()
+    await login(removals_http, requester.email)
+    page = text(await _upload(removals_http, xlsx(
+        ["WBA-123", "X", "ZZ999", None, YESTERDAY, None],  # VIN, code, lieu, date: four problems on one line
+        [requester.vins[0], "999999Z99", deposer.code, "Paris", "demain", None],  # subscription and date
+        [requester.vins[1], None, None, "Paris", "30/02/2099", None])))  # two empty cells and an impossible date
+    expected = [
+        "Ligne 2, colonne « Vin » : VIN invalide « WBA-123 »",
+        "Ligne 2, colonne « Code Distributeur » : code distributeur « ZZ999 » inconnu",
+        "Ligne 2, colonne « Lieu de dépose » : cellule obligatoire vide",
+        f"Ligne 2, colonne « Date de dépose souhaitée » : date passée ({YESTERDAY:%d/%m/%Y})",
+        f"Ligne 3, colonne « N° Abonnement » : le N° d'abonnement 999999Z99 ne correspond pas au VIN "
+        f"{requester.vins[0]}",
+        "Ligne 3, colonne « Date de dépose souhaitée » : date illisible : date attendue au format jj/mm/aaaa",
+        "Ligne 4, colonne « N° Abonnement » : cellule obligatoire vide",
+        "Ligne 4, colonne « Code Distributeur » : cellule obligatoire vide",
+        "Ligne 4, colonne « Date de dépose souhaitée » : date illisible : date inexistante",
+    ]
+    positions = [page.find(fragment) for fragment in expected]
+    assert all(p >= 0 for p in positions), [f for f, p in zip(expected, positions, strict=True) if p < 0]
+    assert positions == sorted(positions)  # by line, then in the file's column order
+    assert f"Corrigez ces {len(expected)} problèmes" in page
+    assert _created(requester.id) == (0, 0)

@@ -55,53 +55,53 @@ class UploadRefused(Exception):
 
 
 def read_lines(data: bytes) -> tuple[list[Line], list[ExcelIssue]]:
-    """Parse the workbook (.xlsx or .xls) into lines; cell-level problems are collected, the other lines still
-    parsed."""
+    """Parse the workbook (.xlsx or .xls) into lines; every problem of every line is collected, and a line with a
+    bad cell is still returned (that cell left empty) so that its other cells are checked too."""
     issues: list[ExcelIssue] = []
     try:
         excel_rows = read_spreadsheet(data, expected_headers=HEADERS, max_rows=MAX_LINES)
     except ExcelError as exc:
         issues.extend(exc.issues)
         excel_rows = exc.rows
-    lines: list[Line] = []
     refused_cells = {(i.row, i.column) for i in issues}  # a refused formula is not also "empty"
-    for excel_row in excel_rows:
-        line = _line(excel_row, issues, refused_cells)
-        if line is not None:
-            lines.append(line)
-    return lines, issues
+    return [_line(excel_row, issues, refused_cells) for excel_row in excel_rows], issues
 
 
-def _line(excel_row: ExcelRow, issues: list[ExcelIssue], refused_cells: set[tuple[int | None, str | None]]
-          ) -> Line | None:
+def _line(excel_row: ExcelRow, issues: list[ExcelIssue], refused_cells: set[tuple[int | None, str | None]]) -> Line:
+    """The line as far as its cells are readable; each unreadable or missing cell adds its issue and stays ""."""
     values: dict[str, Any] = excel_row.values
-    missing = [h for h in REQUIRED if parse_text(values.get(h)) is None]
-    for header in missing:
-        if (excel_row.number, header) not in refused_cells:
-            issues.append(ExcelIssue(excel_row.number, header, "cellule obligatoire vide"))
+
+    def refuse(column: str, message: str) -> None:
+        issues.append(ExcelIssue(excel_row.number, column, message))
+
+    for header in REQUIRED:
+        if parse_text(values.get(header)) is None and (excel_row.number, header) not in refused_cells:
+            refuse(header, "cellule obligatoire vide")
     vin = (parse_text(values.get("Vin")) or "").upper().replace(" ", "")
     if vin and not VIN.fullmatch(vin):
-        issues.append(ExcelIssue(excel_row.number, "Vin", f"VIN invalide « {vin} » : 17 lettres ou chiffres attendus"))
+        refuse("Vin", f"VIN invalide « {vin} » : 17 lettres ou chiffres attendus")
+        vin = ""
     desired = ""
-    if "Date de dépose souhaitée" not in missing:
+    if parse_text(values.get("Date de dépose souhaitée")) is not None:
         try:
             desired = parse_date(values["Date de dépose souhaitée"]).isoformat()
         except ValueError as exc:
-            issues.append(ExcelIssue(excel_row.number, "Date de dépose souhaitée", f"date illisible : {exc}"))
-    if missing or not desired or not VIN.fullmatch(vin):
-        return None
-    return Line(row=excel_row.number, vin=vin, subscription_no=str(parse_text(values["N° Abonnement"])).upper(),
-                code=str(parse_text(values["Code Distributeur"])).upper(),
-                lieu=str(parse_text(values["Lieu de dépose"])),
+            refuse("Date de dépose souhaitée", f"date illisible : {exc}")
+    return Line(row=excel_row.number, vin=vin, subscription_no=(parse_text(values.get("N° Abonnement")) or "").upper(),
+                code=(parse_text(values.get("Code Distributeur")) or "").upper(),
+                lieu=parse_text(values.get("Lieu de dépose")) or "",
                 desired_date=desired, comment=parse_text(values.get("Commentaires")))
 
 
 def check_lines(session: Session, *, organisation_id: int, lines: list[Line], today: date) -> list[ExcelIssue]:
-    """Check the lines against the registry (in a few queries, whatever the file's size); fills their details."""
-    vins = {line.vin for line in lines}
+    """Check the lines against the registry (in a few queries, whatever the file's size); fills their details.
+
+    A cell left empty by `read_lines` (missing or unreadable, already reported) skips only the checks that need
+    it: the line's other cells are still checked."""
+    vins = {line.vin for line in lines if line.vin}
     vehicles = {v.vin: v for v in session.scalars(scoped(TrackedVehicle, organisation_id)
                                                   .where(TrackedVehicle.vin.in_(vins)))} if vins else {}
-    codes = {line.code for line in lines}
+    codes = {line.code for line in lines if line.code}
     deposers = {a.code: (a, name) for a, name in session.execute(
         select(Account, Organisation.name).join(Organisation, Organisation.id == Account.organisation_id)
         .where(Account.code.in_(codes), Organisation.kind == "deposer"))} if codes else {}
@@ -117,24 +117,27 @@ def check_lines(session: Session, *, organisation_id: int, lines: list[Line], to
             issues.append(ExcelIssue(row, column, message))
 
         vehicle = vehicles.get(line.vin)
-        if line.vin in first_row:
-            refuse("Vin", f"VIN {line.vin} présent plusieurs fois dans le fichier "
-                          f"(déjà en ligne {first_row[line.vin]})")
-        first_row.setdefault(line.vin, line.row)
-        if vehicle is None:
-            refuse("Vin", f"VIN {line.vin} inconnu ou n'appartenant pas à votre compte")
-        elif vehicle.subscription_status != "active":
-            refuse("Vin", f"l'abonnement du véhicule {line.vin} est déjà clôturé (dépose informatique faite)")
-        elif vehicle.subscription_no.upper() != line.subscription_no:
-            refuse("N° Abonnement", f"le N° d'abonnement {line.subscription_no} ne correspond pas au VIN {line.vin}")
-        elif vehicle.id in open_requests:
-            refuse("Vin", f"VIN {line.vin} déjà dans une demande de dépose en cours (#{open_requests[vehicle.id]})")
-        if line.code not in deposers:
+        if line.vin:
+            if line.vin in first_row:
+                refuse("Vin", f"VIN {line.vin} présent plusieurs fois dans le fichier "
+                              f"(déjà en ligne {first_row[line.vin]})")
+            first_row.setdefault(line.vin, line.row)
+            if vehicle is None:
+                refuse("Vin", f"VIN {line.vin} inconnu ou n'appartenant pas à votre compte")
+            elif vehicle.subscription_status != "active":
+                refuse("Vin", f"l'abonnement du véhicule {line.vin} est déjà clôturé (dépose informatique faite)")
+            elif vehicle.id in open_requests:
+                refuse("Vin", f"VIN {line.vin} déjà dans une demande de dépose en cours "
+                              f"(#{open_requests[vehicle.id]})")
+            if vehicle is not None and line.subscription_no and vehicle.subscription_no.upper() != line.subscription_no:
+                refuse("N° Abonnement",
+                       f"le N° d'abonnement {line.subscription_no} ne correspond pas au VIN {line.vin}")
+        if line.code and line.code not in deposers:
             refuse("Code Distributeur", f"code distributeur « {line.code} » inconnu")
-        elif not deposers[line.code][0].email:
+        elif line.code and not deposers[line.code][0].email:
             refuse("Code Distributeur", f"le distributeur {line.code} n'a pas d'adresse e-mail de notification : "
                                         "contactez TRAQUEUR")
-        if date.fromisoformat(line.desired_date) < today:
+        if line.desired_date and date.fromisoformat(line.desired_date) < today:
             refuse("Date de dépose souhaitée",
                    f"date passée ({date.fromisoformat(line.desired_date):%d/%m/%Y}) : indiquez une date à venir")
         if vehicle is not None:
