@@ -44,7 +44,9 @@ def _load(link: ActionLink) -> MandateRow:
     with session_scope() as session:
         if is_used(session, link):
             raise LinkAlreadyUsed
-        row = queries.by_id(session, int(link.subject.removeprefix("mandate-")))
+        mandate_id = int(link.subject.removeprefix("mandate-"))
+        process.catch_up_notified(session, mandate_id)  # the mail is here: it was sent, whatever the launcher says
+        row = queries.by_id(session, mandate_id)
     if row is None:
         raise LinkInvalid
     return row
@@ -102,7 +104,9 @@ def _accept_all(token: str) -> list[MandateRow]:
 def _waiting(session: Session, link: ActionLink) -> list[MandateRow]:
     """The vehicles of the link's request and deposer still waiting for an answer ("Prévenu")."""
     request_part, _, deposer_part = link.subject.removeprefix("request-").partition("-deposer-")
-    return queries.of_request(session, int(request_part), deposer_id=int(deposer_part), statuses=("prevenu",))
+    request_id, deposer_id = int(request_part), int(deposer_part)
+    process.mark_notified(session, request_id=request_id, deposer_id=deposer_id)  # see `catch_up_notified`
+    return queries.of_request(session, request_id, deposer_id=deposer_id, statuses=("prevenu",))
 
 
 def _still_waiting(link: ActionLink) -> list[MandateRow]:

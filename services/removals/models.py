@@ -89,6 +89,9 @@ class Mandate(OrgScoped, Base):
     desired_date: Mapped[date] = mapped_column(Date)
     comment: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(12), default="nouvelle", index=True)
+    # When the SMTP server accepted the deposer's mail of the request (Nouvelle → Prévenu): before that, the
+    # deposer does not see the mandate.
+    notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reason: Mapped[str | None] = mapped_column(Text)  # motif du refus
     removal_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     box_digits: Mapped[str | None] = mapped_column(String(7))

@@ -36,6 +36,21 @@ class StatusMails:
 
 
 @dataclass
+class DeposerNotice:
+    """The request's mail to one deposer, written in the outbox: once the server accepts it, the deposer's
+    mandates become Prévenu."""
+
+    deposer_id: int
+    outbox_id: int
+
+
+@dataclass
+class NotifiedDeposer:
+    request_id: int
+    deposer_id: int
+
+
+@dataclass
 class RequestInput:
     request_id: int
     task_queue: str

@@ -8,9 +8,10 @@ from sqlalchemy import Select, String, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.db import scoped
-from core.models import User
+from core.models import Organisation, User
 from core.ui import Page, paginate
-from services.removals.models import Mandate, RemovalRequest, TrackedVehicle
+from services.removals.models import Account, Mandate, RemovalRequest, TrackedVehicle
+from services.removals.service import process
 from services.removals.service.queries import MandateRow, addressed_to, with_details
 from services.removals.service.rules import STATUS_LABELS
 
@@ -28,6 +29,33 @@ class RequestSummary:
     total: int
     accepted: int
     done: int
+
+
+@dataclass
+class UntoldDeposer:
+    """A deposer of a request whose mail the server has not accepted: its vehicles are still Nouvelle."""
+
+    name: str
+    code: str
+    vehicles: int
+    state: str  # "pending" (being sent, or retried) | "ko" (refused) | "" (not written yet)
+    reply: str
+
+
+def untold_deposers(session: Session, *, organisation_id: int, request_id: int) -> list[UntoldDeposer]:
+    """The request's deposers still to be told (mandates Nouvelle), with where their mail stands."""
+    rows = session.execute(
+        select(Organisation.name, Account.code, Mandate.deposer_id, func.count())
+        .join(Organisation, Organisation.id == Mandate.deposer_id)
+        .join(Account, Account.organisation_id == Mandate.deposer_id)
+        .where(Mandate.organisation_id == organisation_id, Mandate.request_id == request_id,
+               Mandate.status == "nouvelle")
+        .group_by(Organisation.name, Account.code, Mandate.deposer_id).order_by(Organisation.name)).all()
+    if not rows:
+        return []
+    states = process.notification_states(session, request_id=request_id)
+    return [UntoldDeposer(name, code, count, *states.get(deposer_id, ("", "")))
+            for name, code, deposer_id, count in rows]
 
 
 def _like(q: str) -> str:

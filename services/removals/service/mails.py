@@ -59,10 +59,16 @@ def _linked(rows: list[MandateRow], settings: Settings) -> list[LinkedRow]:
     return [LinkedRow(r, *mandate_urls(settings, r.id)) for r in rows]
 
 
+def notification_key(request_id: int, deposer_id: int) -> str:
+    """The outbox key of a request's mail to a deposer: its mandates are Prévenu once this row is sent."""
+    return f"removal-notify-{request_id}-deposer-{deposer_id}"
+
+
 def deposer_notification(rows: list[MandateRow], settings: Settings, *, reminder: bool = False) -> NewMessage:
     """ONE mail per deposer and request, every vehicle with its links, and "Accepter tout"."""
     first = rows[0]
-    key = f"removal-{'reminder' if reminder else 'notify'}-{first.request_id}-deposer-{first.deposer_id}"
+    key = (f"removal-reminder-{first.request_id}-deposer-{first.deposer_id}" if reminder
+           else notification_key(first.request_id, first.deposer_id))
     subject = (f"Relance : demande de dépose #{first.request_no} de {first.requester_name} en attente de votre "
                f"réponse" if reminder else
                f"Demande de dépose #{first.request_no} de {first.requester_name} : {len(rows)} véhicule(s)")
@@ -72,11 +78,14 @@ def deposer_notification(rows: list[MandateRow], settings: Settings, *, reminder
     return NewMessage(key, [first.deposer_email or ""], subject, text, html)
 
 
-def requester_received(groups: list[list[MandateRow]], settings: Settings) -> NewMessage:
-    """One mail to the tracking address: which deposers were told ("Prévenu"), with how many vehicles."""
-    first = groups[0][0]
+def requester_received(groups: list[list[MandateRow]], settings: Settings,
+                       failed: list[tuple[list[MandateRow], str]] | None = None) -> NewMessage:
+    """One mail to the tracking address, once the deposers' mails are through: which deposers were told
+    ("Prévenu"), with how many vehicles, and those whose mail the server refused (with its reply)."""
+    failed = failed or []
+    first = (groups or [g for g, _ in failed])[0][0]
     subject = f"Prise en compte de votre demande de dépose #{first.request_no}"
-    text, html = _render("requester_received", subject, first=first, groups=groups,
+    text, html = _render("requester_received", subject, first=first, groups=groups, failed=failed,
                          url=f"{settings.removals_url.rstrip('/')}/demandes/{first.request_no}")
     return NewMessage(f"removal-request-{first.request_id}-prevenu", [first.tracking_email], subject, text, html)
 

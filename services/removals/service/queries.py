@@ -9,7 +9,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from core.db import scoped
@@ -67,8 +67,10 @@ COLUMNS: tuple[Any, ...] = (
 
 
 def addressed_to(deposer_id: int) -> Select[Mandate]:
-    """The only way to select a deposer's mandates: never another deposer's."""
-    return select(Mandate).where(Mandate.deposer_id == deposer_id)
+    """The only way to select a deposer's mandates: never another deposer's, and only those it was told of (not
+    Nouvelle, whose mail the server has not accepted yet, nor one cancelled before its mail was sent)."""
+    return select(Mandate).where(Mandate.deposer_id == deposer_id, Mandate.status != "nouvelle",
+                                 or_(Mandate.status != "annulee", Mandate.notified_at.is_not(None)))
 
 
 def with_details(base: Select[Any]) -> Select[Any]:

@@ -125,8 +125,9 @@ def detail(request: Request, number: int, user: Requester, session: DbSession, q
     removal_request = _request(session, user, number)
     result = listings.request_mandates(session, organisation_id=user.organisation_id, request_id=removal_request.id,
                                        q=q, statut=statut, page=page)
+    untold = listings.untold_deposers(session, organisation_id=user.organisation_id, request_id=removal_request.id)
     return render_page(request, "request_detail.html", user=user, removal_request=removal_request, page=result, q=q,
-                       statut=statut, labels=STATUS_LABELS, allowed=allowed_actions)
+                       statut=statut, labels=STATUS_LABELS, allowed=allowed_actions, untold=untold)
 
 
 @router.get("/demandes/{number}/export.xlsx")

@@ -1,0 +1,26 @@
+"""removals: Prévenu once the deposer's mail is accepted (notified_at)
+
+Revision ID: e4a7c1d9b352
+Revises: b7c2e19f4a60
+Create Date: 2026-12-04 01:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "e4a7c1d9b352"
+down_revision: str | None = "b7c2e19f4a60"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.add_column("mandates", sa.Column("notified_at", sa.DateTime(timezone=True), nullable=True), schema="removals")
+    # What was Prévenu (or beyond) before: told when it last changed, as far as we know.
+    op.execute("UPDATE removals.mandates SET notified_at = updated_at WHERE status <> 'nouvelle'")
+
+
+def downgrade() -> None:
+    op.drop_column("mandates", "notified_at", schema="removals")
