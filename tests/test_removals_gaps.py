@@ -3,16 +3,18 @@
 import re
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import select, update
 from temporalio.client import Client
 
 from activities.removals import RemovalActivities
 from core.db import session_scope
+from core.excel import read_xlsx
 from core.models import OutboxMessage
 from core.settings import get_settings
+from services.removals.models import TrackedVehicle
 from services.removals.service import process
-from tests.support.removals import create_request, line, make_deposer, make_requester
-from tests.support.web import login, text
+from tests.support.removals import XLSX, create_request, line, make_deposer, make_requester, xlsx
+from tests.support.web import csrf_from, login, text
 
 
 def words(response: httpx.Response) -> str:
@@ -46,3 +48,81 @@ async def test_the_request_page_says_which_deposers_are_not_told_yet(removals_ht
     untold = response.text.split('id="untold"')[1].split("</section>")[0]
     assert b.name not in untold
     assert response.text.count(">Nouvelle</span>") == 2 and response.text.count(">Prévenu</span>") == 1
+
+
+def _notified(client: Client, request_id: int) -> dict[int, str]:
+    """The launcher's first steps without Temporal: the deposers' mails written, accepted by the server (marked
+    sent) and recorded Prévenu. Returns each deposer's mail text."""
+    notices = RemovalActivities(get_settings(), client).notify_removal_deposers(request_id)
+    with session_scope() as session:
+        session.execute(update(OutboxMessage).where(OutboxMessage.id.in_([n.outbox_id for n in notices]))
+                        .values(status="sent"))
+        for notice in notices:
+            process.mark_notified(session, request_id=request_id, deposer_id=notice.deposer_id)
+        return {n.deposer_id: session.scalars(select(OutboxMessage.text_body)
+                                              .where(OutboxMessage.id == n.outbox_id)).one() for n in notices}
+
+
+async def _post(http: httpx.AsyncClient, path: str, form_page: str, data: dict[str, str] | None = None,
+                files: dict[str, tuple[str, bytes, str]] | None = None) -> httpx.Response:
+    page = await http.get(form_page)
+    return await http.post(path, data={"csrf_token": csrf_from(page.text), **(data or {})}, files=files)
+
+
+async def test_declared_location_edited_imported_and_shown_to_the_deposer(removals_http: httpx.AsyncClient,
+                                                                         dev_worker: Client) -> None:
+    """«Emplacement déclaré»: edited in «Gérer les véhicules clients» or imported (Vin | Emplacement déclaré, all
+    or nothing), then in the deposer's list, on the mandate page and in the deposer's mail."""
+    requester, deposer = make_requester(3), make_deposer()
+    v = requester.vins
+    await login(removals_http, requester.email)
+    listing = await removals_http.get("/vehicules")
+    assert "<th>Emplacement déclaré</th>" in listing.text and "Importer les emplacements déclarés" in text(listing)
+    ids = _vehicle_ids(v)
+    edited = await _post(removals_http, f"/vehicules/{ids[v[0]]}/emplacement", "/vehicules",
+                         {"declared_location": "  Y4B ", "q": ""})
+    assert f"Emplacement déclaré du véhicule {v[0]} : Y4B." in text(await removals_http.get(edited.headers["location"]))
+    too_long = await _post(removals_http, f"/vehicules/{ids[v[1]]}/emplacement", "/vehicules",
+                           {"declared_location": "x" * 61})
+    assert "Emplacement déclaré : 60 caractères au plus (61 saisis)." in text(
+        await removals_http.get(too_long.headers["location"]))
+    model = await removals_http.get("/vehicules/modele-emplacements.xlsx")
+    assert {r.values["Vin"]: r.values.get("Emplacement déclaré") for r in read_xlsx(
+        model.content, expected_headers=["Vin", "Emplacement déclaré"])} == {v[0]: "Y4B", v[1]: None, v[2]: None}
+    bad = await _post(removals_http, "/vehicules/emplacements", "/vehicules", files={"fichier": (
+        "emplacements.xlsx", xlsx([v[1], "Coffre"], ["VF1AAAAAAAAAAAAAA", "x"], [v[2], "y" * 61],
+                                  headers=["Vin", "Emplacement déclaré"]), XLSX)})
+    page = words(bad)
+    assert bad.status_code == 422 and "Le fichier est refusé : aucun emplacement n'a été modifié." in page
+    assert "Ligne 3, colonne « Vin » : VIN VF1AAAAAAAAAAAAAA inconnu ou n'appartenant pas à votre compte" in page
+    assert "Ligne 4, colonne « Emplacement déclaré » : 60 caractères au plus (61 saisis)" in page
+    assert _locations(v) == {v[0]: "Y4B", v[1]: None, v[2]: None}
+    good = await _post(removals_http, "/vehicules/emplacements", "/vehicules", files={"fichier": (
+        "emplacements.xlsx", xlsx([v[1], "Coffre, roue de secours"], [v[2], "Z1C"],
+                                  headers=["Vin", "Emplacement déclaré"]), XLSX)})
+    assert "Emplacements déclarés importés : 2 véhicule(s) mis à jour." in text(
+        await removals_http.get(good.headers["location"]))
+    assert _locations(v) == {v[0]: "Y4B", v[1]: "Coffre, roue de secours", v[2]: "Z1C"}
+
+    request_id, _number = create_request(requester, [line(requester, vin, deposer) for vin in v[:2]])
+    mail = _notified(dev_worker, request_id)[deposer.id]
+    assert "Emplacement déclaré : Y4B" in mail and "Emplacement déclaré : Coffre, roue de secours" in mail
+    await login(removals_http, deposer.email)
+    deposes = await removals_http.get("/deposes")
+    assert "<th>Emplacement déclaré</th>" in deposes.text and "<td>Y4B</td>" in deposes.text
+    mandate_id = re.search(rf'data-vin="{v[0]}".*?href="/deposes/(\d+)"', deposes.text, re.S)
+    assert mandate_id
+    assert "Emplacement déclaré Y4B" in words(await removals_http.get(f"/deposes/{mandate_id.group(1)}"))
+
+
+def _vehicle_ids(vins: list[str]) -> dict[str, int]:
+    with session_scope() as session:
+        found = session.execute(select(TrackedVehicle.vin, TrackedVehicle.id).where(TrackedVehicle.vin.in_(vins)))
+        return {vin: vehicle_id for vin, vehicle_id in found}
+
+
+def _locations(vins: list[str]) -> dict[str, str | None]:
+    with session_scope() as session:
+        found = session.execute(select(TrackedVehicle.vin, TrackedVehicle.declared_location)
+                                .where(TrackedVehicle.vin.in_(vins)))
+        return {vin: location for vin, location in found}

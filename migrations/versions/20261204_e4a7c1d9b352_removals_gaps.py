@@ -1,4 +1,4 @@
-"""removals: Prévenu once the deposer's mail is accepted (notified_at)
+"""removals: Prévenu once the deposer's mail is accepted (notified_at), «Emplacement déclaré» of a vehicle
 
 Revision ID: e4a7c1d9b352
 Revises: b7c2e19f4a60
@@ -20,7 +20,9 @@ def upgrade() -> None:
     op.add_column("mandates", sa.Column("notified_at", sa.DateTime(timezone=True), nullable=True), schema="removals")
     # What was Prévenu (or beyond) before: told when it last changed, as far as we know.
     op.execute("UPDATE removals.mandates SET notified_at = updated_at WHERE status <> 'nouvelle'")
+    op.add_column("vehicles", sa.Column("declared_location", sa.String(60), nullable=True), schema="removals")
 
 
 def downgrade() -> None:
+    op.drop_column("vehicles", "declared_location", schema="removals")
     op.drop_column("mandates", "notified_at", schema="removals")

@@ -45,6 +45,8 @@ class TrackedVehicle(OrgScoped, Timestamped, Base):
     marque: Mapped[str] = mapped_column(String(80))
     modele: Mapped[str] = mapped_column(String(120))
     subscription_no: Mapped[str] = mapped_column(String(30))
+    # «Emplacement déclaré»: where the box sits in the vehicle, as declared at its installation.
+    declared_location: Mapped[str | None] = mapped_column(String(60))
     subscription_status: Mapped[str] = mapped_column(String(10), default="active")  # active | closed
     # "Dépose informatique": when and with which box the subscription was closed.
     closed_on: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

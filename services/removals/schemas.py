@@ -16,6 +16,7 @@ class MandateOut(BaseModel):
     modele: str
     vin: str
     subscription_no: str = Field(description="N° Abonnement")
+    declared_location: str | None = Field(None, description="Emplacement déclaré : où se trouve le boîtier")
     lieu: str = Field(description="Lieu de dépose")
     desired_date: date = Field(description="Date souhaitée")
     comment: str | None

@@ -136,11 +136,20 @@ def export_rows(session: Session, *, organisation_id: int, request: RemovalReque
     return result
 
 
+def location_rows(session: Session, *, organisation_id: int) -> list[list[object]]:
+    """Vin and «Emplacement déclaré» of the requester's active vehicles: the import's file, ready to edit."""
+    stmt = (scoped(TrackedVehicle, organisation_id)
+            .with_only_columns(TrackedVehicle.vin, TrackedVehicle.declared_location)
+            .where(TrackedVehicle.subscription_status == "active").order_by(TrackedVehicle.vin))
+    return [[vin, location] for vin, location in session.execute(stmt)]
+
+
 def vehicles_page(session: Session, *, organisation_id: int, q: str = "", page: int = 1) -> Page[TrackedVehicle]:
     """"Gérer les véhicules clients": the requester's equipped vehicles and their subscriptions."""
     stmt = scoped(TrackedVehicle, organisation_id)
     if q.strip():
         pattern = _like(q)
         stmt = stmt.where(or_(TrackedVehicle.vin.ilike(pattern), TrackedVehicle.subscription_no.ilike(pattern),
-                              TrackedVehicle.marque.ilike(pattern), TrackedVehicle.modele.ilike(pattern)))
+                              TrackedVehicle.marque.ilike(pattern), TrackedVehicle.modele.ilike(pattern),
+                              TrackedVehicle.declared_location.ilike(pattern)))
     return paginate(session, stmt.order_by(TrackedVehicle.vin), page=page, per_page=PER_PAGE)

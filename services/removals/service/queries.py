@@ -38,6 +38,7 @@ class MandateRow:
     marque: str
     modele: str
     subscription_no: str
+    declared_location: str | None
     lieu: str
     desired_date: date
     comment: str | None
@@ -58,7 +59,8 @@ COLUMNS: tuple[Any, ...] = (
     Mandate.id, Mandate.organisation_id, Mandate.deposer_id, Mandate.request_id,
     RemovalRequest.number.label("request_no"), RemovalRequest.created_at.label("request_created_at"),
     RemovalRequest.tracking_email, Mandate.status, Mandate.vin, TrackedVehicle.marque, TrackedVehicle.modele,
-    TrackedVehicle.subscription_no, Mandate.lieu, Mandate.desired_date, Mandate.comment, Mandate.reason,
+    TrackedVehicle.subscription_no, TrackedVehicle.declared_location, Mandate.lieu, Mandate.desired_date,
+    Mandate.comment, Mandate.reason,
     Mandate.removal_date, Mandate.box_digits, Mandate.technician, Mandate.workflow_id,
     RequesterOrg.name.label("requester_name"), RequesterOrg.slug.label("requester_slug"),
     RequesterAccount.code.label("requester_code"), DeposerOrg.name.label("deposer_name"),

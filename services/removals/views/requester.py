@@ -4,6 +4,7 @@ request's detail with per-vehicle cancel and its XLSX export, and the equipped v
 from datetime import datetime
 from functools import partial
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -15,7 +16,7 @@ from core.models import User
 from core.settings import get_settings
 from core.ui import Page, flash, render_page
 from services.removals.models import RemovalRequest
-from services.removals.service import listings, process, queries, upload
+from services.removals.service import listings, process, queries, upload, vehicles
 from services.removals.service.rules import STATUS_LABELS, MandateAction, allowed_actions
 from services.removals.views.roles import Requester, RequesterManager
 
@@ -154,7 +155,58 @@ def cancel(request: Request, number: int, mandate_id: int, user: RequesterManage
     return RedirectResponse(f"/demandes/{number}", status_code=303)
 
 
-@router.get("/vehicules", response_class=HTMLResponse)
-def vehicles(request: Request, user: Requester, session: DbSession, q: str = "", page: int = 1) -> HTMLResponse:
+def _vehicles_page(request: Request, user: User, session: DbSession, *, q: str = "", page: int = 1,
+                   status: int = 200, issues: list[ExcelIssue] | None = None) -> HTMLResponse:
     result = listings.vehicles_page(session, organisation_id=user.organisation_id, q=q, page=page)
-    return render_page(request, "vehicles.html", user=user, page=result, q=q)
+    issues = issues or []
+    return render_page(request, "vehicles.html", status, user=user, page=result, q=q,
+                       issues=issues[:MAX_SHOWN_ISSUES], hidden=max(0, len(issues) - MAX_SHOWN_ISSUES),
+                       headers=vehicles.LOCATION_HEADERS)
+
+
+@router.get("/vehicules", response_class=HTMLResponse)
+def vehicle_list(request: Request, user: Requester, session: DbSession, q: str = "", page: int = 1) -> HTMLResponse:
+    return _vehicles_page(request, user, session, q=q, page=page)
+
+
+@router.post("/vehicules/{vehicle_id}/emplacement")
+def edit_location(request: Request, vehicle_id: int, user: RequesterManager, session: DbSession,
+                  declared_location: Annotated[str, Form()] = "", q: Annotated[str, Form()] = "") -> RedirectResponse:
+    """«Emplacement déclaré» of one vehicle, edited in the list."""
+    try:
+        vehicle = vehicles.set_location(session, organisation_id=user.organisation_id, vehicle_id=vehicle_id,
+                                        location=declared_location)
+    except LookupError as exc:
+        raise HTTPException(404, "Ce véhicule n'existe pas.") from exc
+    except ValueError as exc:
+        session.rollback()
+        flash(request, str(exc), "error")
+        return RedirectResponse(f"/vehicules?q={quote(q)}", status_code=303)
+    flash(request, f"Emplacement déclaré du véhicule {vehicle.vin} : {vehicle.declared_location or 'non renseigné'}.")
+    return RedirectResponse(f"/vehicules?q={quote(q)}", status_code=303)
+
+
+@router.get("/vehicules/modele-emplacements.xlsx")
+def locations_model(user: Requester, session: DbSession) -> Response:
+    """The import's file, filled with the requester's vehicles and their current «Emplacement déclaré»."""
+    rows = listings.location_rows(session, organisation_id=user.organisation_id)
+    content = write_xlsx(vehicles.LOCATION_HEADERS, rows, sheet_title="Emplacements")
+    return Response(content, media_type=XLSX,
+                    headers={"Content-Disposition": 'attachment; filename="emplacements-declares.xlsx"'})
+
+
+@router.post("/vehicules/emplacements", response_class=HTMLResponse)
+def import_locations(request: Request, user: RequesterManager, session: DbSession,
+                     fichier: Annotated[UploadFile | None, File()] = None) -> Response:
+    """Import «Vin | Emplacement déclaré» (.xls or .xlsx): all lines or none."""
+    if fichier is None or not fichier.filename:
+        return _vehicles_page(request, user, session, status=422, issues=[
+            ExcelIssue(None, None, "Choisissez un fichier Excel (.xls ou .xlsx) à importer.")])
+    try:
+        count = vehicles.import_locations(session, organisation_id=user.organisation_id,
+                                          data=fichier.file.read(MAX_UPLOAD + 1))
+    except vehicles.LocationRefused as exc:
+        session.rollback()
+        return _vehicles_page(request, user, session, status=422, issues=exc.issues)
+    flash(request, f"Emplacements déclarés importés : {count} véhicule(s) mis à jour.")
+    return RedirectResponse("/vehicules", status_code=303)
