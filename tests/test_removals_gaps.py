@@ -126,3 +126,36 @@ def _locations(vins: list[str]) -> dict[str, str | None]:
         found = session.execute(select(TrackedVehicle.vin, TrackedVehicle.declared_location)
                                 .where(TrackedVehicle.vin.in_(vins)))
         return {vin: location for vin, location in found}
+
+
+async def test_deposer_list_filters_by_requester_hides_nouvelle_and_menu_appears_once_a_request_came(
+        removals_http: httpx.AsyncClient, dev_worker: Client) -> None:
+    """«Demandeur client» filter; «Nouvelle» lines unseen until the deposer's mail is sent; the menu «Gérer les
+    demandes de déposes» only for a deposer that has received a request."""
+    first, second, deposer = make_requester(2), make_requester(1), make_deposer()
+    await login(removals_http, deposer.email)
+    home = await removals_http.get("/")
+    assert "Aucune demande de dépose ne vous a encore été adressée" in text(home)
+    assert 'href="/deposes"' not in home.text
+    one, _ = create_request(first, [line(first, first.vins[0], deposer), line(first, first.vins[1], deposer)])
+    other, _ = create_request(second, [line(second, second.vins[0], deposer)])  # mail not sent yet: Nouvelle
+    deposes = await removals_http.get("/deposes")
+    assert first.vins[0] not in deposes.text and second.vins[0] not in deposes.text
+    assert 'href="/deposes"' not in (await removals_http.get("/")).text
+    _notified(dev_worker, one)
+    home = await removals_http.get("/")
+    assert 'href="/deposes"' in home.text and "Gérer les demandes de déposes" in text(home)
+    deposes = await removals_http.get("/deposes")
+    assert first.vins[0] in deposes.text and second.vins[0] not in deposes.text
+    assert "Demandeur client" in text(deposes) and f">{first.name}</option>" in deposes.text
+    assert f">{second.name}</option>" not in deposes.text  # nothing of it shown yet
+    _notified(dev_worker, other)
+    every = await removals_http.get("/deposes")
+    assert all(vin in every.text for vin in [*first.vins, *second.vins])
+    match = re.search(rf'<option value="(\d+)" >{re.escape(second.name)}</option>', every.text)
+    assert match, every.text[every.text.find('id="demandeur"'):][:600]
+    only = await removals_http.get("/deposes", params={"demandeur": match.group(1)})
+    assert second.vins[0] in only.text and first.vins[0] not in only.text and first.vins[1] not in only.text
+    assert f'value="{match.group(1)}" selected' in only.text
+    foreign = await removals_http.get("/deposes", params={"demandeur": "999999999"})  # not one of its requesters
+    assert all(vin in foreign.text for vin in [*first.vins, *second.vins])

@@ -107,15 +107,32 @@ def request_mandates(session: Session, *, organisation_id: int, request_id: int,
     return _page_of_rows(session, _filtered(with_details(base), q=q, statut=statut), page)
 
 
-def deposer_stmt(deposer_id: int, *, q: str = "", statut: str = "") -> Select[Any]:
-    """What is addressed to a deposer (MandateRow columns), newest requests first."""
-    return _filtered(with_details(addressed_to(deposer_id)), q=q, statut=statut)
+def deposer_stmt(deposer_id: int, *, q: str = "", statut: str = "", requester_id: int | None = None) -> Select[Any]:
+    """What is addressed to a deposer (MandateRow columns), newest requests first; «Demandeur client»: one
+    requester's only."""
+    base = addressed_to(deposer_id)
+    if requester_id is not None:
+        base = base.where(Mandate.organisation_id == requester_id)
+    return _filtered(with_details(base), q=q, statut=statut)
 
 
 def deposer_mandates(session: Session, *, deposer_id: int, q: str = "", statut: str = "",
-                     page: int = 1) -> Page[MandateRow]:
+                     requester_id: int | None = None, page: int = 1) -> Page[MandateRow]:
     """"Gérer les déposes" for a deposer."""
-    return _page_of_rows(session, deposer_stmt(deposer_id, q=q, statut=statut), page)
+    return _page_of_rows(session, deposer_stmt(deposer_id, q=q, statut=statut, requester_id=requester_id), page)
+
+
+def deposer_requesters(session: Session, *, deposer_id: int) -> list[tuple[int, str]]:
+    """«Demandeur client»: the requesters whose requests reached the deposer, by name."""
+    sub = addressed_to(deposer_id).with_only_columns(Mandate.organisation_id).distinct().subquery()
+    return [(i, name) for i, name in session.execute(
+        select(Organisation.id, Organisation.name).where(Organisation.id.in_(select(sub.c.organisation_id)))
+        .order_by(Organisation.name))]
+
+
+def has_received(session: Session, *, deposer_id: int) -> bool:
+    """Has any request reached the deposer (its menu «Gérer les demandes de déposes» shows from then on)?"""
+    return session.scalar(addressed_to(deposer_id).with_only_columns(Mandate.id).limit(1)) is not None
 
 
 def status_counts(session: Session, stmt: Select[Any]) -> dict[str, int]:

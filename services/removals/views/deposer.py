@@ -28,11 +28,15 @@ def _mandate(session: DbSession, user: User, mandate_id: int) -> MandateRow:
 
 @router.get("/deposes", response_class=HTMLResponse)
 def mandates(request: Request, user: Deposer, session: DbSession, q: str = "", statut: str = "",
-             page: int = 1) -> HTMLResponse:
-    result = listings.deposer_mandates(session, deposer_id=user.organisation_id, q=q, statut=statut, page=page)
+             demandeur: str = "", page: int = 1) -> HTMLResponse:
+    requesters = listings.deposer_requesters(session, deposer_id=user.organisation_id)
+    requester_id = next((i for i, _name in requesters if str(i) == demandeur), None)  # another value: no filter
+    result = listings.deposer_mandates(session, deposer_id=user.organisation_id, q=q, statut=statut,
+                                       requester_id=requester_id, page=page)
     counts = listings.status_counts(session, addressed_to(user.organisation_id))
     return render_page(request, "deposer_list.html", user=user, page=result, q=q, statut=statut, labels=STATUS_LABELS,
-                       counts=counts)
+                       counts=counts, requesters=requesters, demandeur=str(requester_id or ""),
+                       has_requests=bool(requesters))
 
 
 def _mandate_page(request: Request, user: User, row: MandateRow, *, status: int = 200, message: str | None = None,

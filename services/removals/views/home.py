@@ -6,7 +6,7 @@ from fastapi.responses import HTMLResponse
 from core.auth import CurrentUser, DbSession
 from core.models import Organisation
 from core.ui import render_page
-from services.removals.service import queries
+from services.removals.service import listings, queries
 
 router = APIRouter()
 
@@ -15,5 +15,7 @@ router = APIRouter()
 def home(request: Request, user: CurrentUser, session: DbSession) -> HTMLResponse:
     organisation = session.get(Organisation, user.organisation_id)
     account = queries.account(session, user.organisation_id)
-    return render_page(request, "home.html", user=user, organisation=organisation, account=account,
-                       kind=organisation.kind if organisation else "")
+    kind = organisation.kind if organisation else ""
+    received = kind == "deposer" and listings.has_received(session, deposer_id=user.organisation_id)
+    return render_page(request, "home.html", user=user, organisation=organisation, account=account, kind=kind,
+                       has_requests=received)
