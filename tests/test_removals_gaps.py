@@ -3,6 +3,7 @@
 import re
 
 import httpx
+import pytest
 from sqlalchemy import select, update
 from temporalio.client import Client
 
@@ -13,7 +14,17 @@ from core.models import OutboxMessage
 from core.settings import get_settings
 from services.removals.models import TrackedVehicle
 from services.removals.service import process
-from tests.support.removals import XLSX, create_request, line, make_deposer, make_requester, xlsx
+from tests.support.removals import (
+    XLSX,
+    create_request,
+    eventually,
+    line,
+    make_deposer,
+    make_requester,
+    subject,
+    xlsx,
+)
+from tests.support.smtp import SmtpSink
 from tests.support.web import csrf_from, login, text
 
 
@@ -159,3 +170,43 @@ async def test_deposer_list_filters_by_requester_hides_nouvelle_and_menu_appears
     assert f'value="{match.group(1)}" selected' in only.text
     foreign = await removals_http.get("/deposes", params={"demandeur": "999999999"})  # not one of its requesters
     assert all(vin in foreign.text for vin in [*first.vins, *second.vins])
+
+
+async def test_alerts_go_to_every_recipient_and_the_report_warning_names_the_logistics_contact(
+        removals_http: httpx.AsyncClient, dev_worker: Client, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The request page edits its alert recipients (the tracking address and others, every address checked); the
+    next alert goes to all of them. «Signaler une dépose» gives the configured logistics contact."""
+    requester, deposer = make_requester(1), make_deposer()
+    request_id, number = create_request(requester, [line(requester, requester.vins[0], deposer)])
+    tracking = f"suivi@{requester.slug}.example"
+    await login(removals_http, requester.email)
+    page = words(await removals_http.get(f"/demandes/{number}"))
+    assert f"Destinataires des alertes : {tracking}" in page
+    refused = await _post(removals_http, f"/demandes/{number}/alertes", f"/demandes/{number}",
+                          {"tracking_email": tracking, "alert_emails": "chef@exemple.fr\npas-une-adresse"})
+    assert refused.status_code == 422 and "Adresse e-mail invalide : « pas-une-adresse »." in text(refused)
+    assert "pas-une-adresse</textarea>" in refused.text  # what was typed, to correct it
+    saved = await _post(removals_http, f"/demandes/{number}/alertes", f"/demandes/{number}",
+                        {"tracking_email": tracking,
+                         "alert_emails": "chef@exemple.fr; parc@exemple.fr\nchef@exemple.fr"})
+    assert "Destinataires des alertes de la demande #" in text(await removals_http.get(saved.headers["location"]))
+    assert f"Destinataires des alertes : {tracking}, chef@exemple.fr, parc@exemple.fr" in words(
+        await removals_http.get(f"/demandes/{number}"))
+
+    monkeypatch.setattr(get_settings(), "removal_logistics_contact", "04 79 00 00 00 ou logistique@exemple.fr")
+    _notified(dev_worker, request_id)
+    await login(removals_http, deposer.email)
+    deposes = await removals_http.get("/deposes")
+    mandate_id = re.search(r'href="/deposes/(\d+)"', deposes.text)
+    assert mandate_id
+    report = words(await removals_http.get(f"/deposes/{mandate_id.group(1)}/signaler"))
+    assert "merci de contacter la logistique TRAQUEUR : 04 79 00 00 00 ou logistique@exemple.fr" in report
+    accepted = await _post(removals_http, f"/deposes/{mandate_id.group(1)}/accepter", f"/deposes/{mandate_id.group(1)}")
+    assert accepted.status_code == 303
+    vin = requester.vins[0]
+    await eventually(lambda: any(subject(m) == f"Acceptation de votre demande de dépose {vin}"
+                                 for m in sink.to("parc@exemple.fr")))
+    alert = next(m for m in sink.to("parc@exemple.fr") if subject(m) == f"Acceptation de votre demande de dépose {vin}")
+    assert {a.strip() for a in str(alert["To"]).split(",")} == {tracking, "chef@exemple.fr", "parc@exemple.fr"}
+    monkeypatch.setattr(get_settings(), "removal_logistics_contact", "")
+    assert 'id="logistics"' not in (await removals_http.get(f"/deposes/{mandate_id.group(1)}")).text

@@ -19,7 +19,7 @@ from core.links import ActionLink, LinkAlreadyUsed, LinkError, LinkInvalid, cons
 from core.logging import log
 from core.settings import get_settings
 from core.ui import render_page
-from services.removals.service import process, queries
+from services.removals.service import alerts, process, queries
 from services.removals.service.queries import MandateRow
 from services.removals.service.rules import STATUS_LABELS, MandateAction, form_problem, refusal
 from services.removals.service.tokens import ACCEPT_ALL_PURPOSE, KINDS
@@ -29,7 +29,8 @@ router = APIRouter(include_in_schema=False)
 
 def _page(request: Request, status: int = 200, **ctx: Any) -> HTMLResponse:
     context = {"row": None, "rows": [], "action": None, "button": None, "message": None, "error": False,
-               "errors": {}, "form": {}, "labels": STATUS_LABELS, **ctx}
+               "errors": {}, "form": {}, "labels": STATUS_LABELS,
+               "logistics": alerts.logistics_contact(get_settings()), **ctx}
     response = render_page(request, "link_form.html", status, **context)
     response.headers.update(LINK_HEADERS)
     return response

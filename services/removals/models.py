@@ -62,6 +62,8 @@ class RemovalRequest(OrgScoped, Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     number: Mapped[int] = mapped_column(Integer)
     tracking_email: Mapped[str] = mapped_column(String(320))
+    # Other recipients of the requester's alerts, besides the tracking address (as in the seed's example mail).
+    alert_emails: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default=text("'[]'::jsonb"))
     description: Mapped[str | None] = mapped_column(Text)
     created_by_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("core.users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -59,6 +59,11 @@ def _linked(rows: list[MandateRow], settings: Settings) -> list[LinkedRow]:
     return [LinkedRow(r, *mandate_urls(settings, r.id)) for r in rows]
 
 
+def alert_recipients(row: MandateRow) -> list[str]:
+    """Who gets the requester's mails of a request: its tracking address and the other alert recipients."""
+    return list(dict.fromkeys([row.tracking_email, *row.alert_emails]))
+
+
 def notification_key(request_id: int, deposer_id: int) -> str:
     """The outbox key of a request's mail to a deposer: its mandates are Prévenu once this row is sent."""
     return f"removal-notify-{request_id}-deposer-{deposer_id}"
@@ -87,7 +92,7 @@ def requester_received(groups: list[list[MandateRow]], settings: Settings,
     subject = f"Prise en compte de votre demande de dépose #{first.request_no}"
     text, html = _render("requester_received", subject, first=first, groups=groups, failed=failed,
                          url=f"{settings.removals_url.rstrip('/')}/demandes/{first.request_no}")
-    return NewMessage(f"removal-request-{first.request_id}-prevenu", [first.tracking_email], subject, text, html)
+    return NewMessage(f"removal-request-{first.request_id}-prevenu", alert_recipients(first), subject, text, html)
 
 
 def requester_alert(row: MandateRow, status: str, settings: Settings) -> NewMessage:
@@ -95,7 +100,7 @@ def requester_alert(row: MandateRow, status: str, settings: Settings) -> NewMess
     subject = subject_format.format(vin=row.vin)
     text, html = _render("requester_alert", subject, row=row, status=status, verb=verb,
                          url=f"{settings.removals_url.rstrip('/')}/demandes/{row.request_no}")
-    return NewMessage(f"removal-{row.id}-{status}", [row.tracking_email], subject, text, html)
+    return NewMessage(f"removal-{row.id}-{status}", alert_recipients(row), subject, text, html)
 
 
 def deposer_cancelled(row: MandateRow) -> NewMessage:
@@ -109,5 +114,5 @@ def requester_overdue(rows: list[MandateRow], settings: Settings) -> NewMessage:
     subject = f"Dépose non effectuée à la date souhaitée : demande #{first.request_no}"
     text, html = _render("requester_overdue", subject, first=first, rows=rows,
                          url=f"{settings.removals_url.rstrip('/')}/demandes/{first.request_no}")
-    return NewMessage(f"removal-overdue-{first.request_id}-{first.desired_date.isoformat()}", [first.tracking_email],
-                      subject, text, html)
+    return NewMessage(f"removal-overdue-{first.request_id}-{first.desired_date.isoformat()}",
+                      alert_recipients(first), subject, text, html)

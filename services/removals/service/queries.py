@@ -33,6 +33,7 @@ class MandateRow:
     request_no: int
     request_created_at: datetime
     tracking_email: str
+    alert_emails: list[str]
     status: str
     vin: str
     marque: str
@@ -58,7 +59,8 @@ class MandateRow:
 COLUMNS: tuple[Any, ...] = (
     Mandate.id, Mandate.organisation_id, Mandate.deposer_id, Mandate.request_id,
     RemovalRequest.number.label("request_no"), RemovalRequest.created_at.label("request_created_at"),
-    RemovalRequest.tracking_email, Mandate.status, Mandate.vin, TrackedVehicle.marque, TrackedVehicle.modele,
+    RemovalRequest.tracking_email, RemovalRequest.alert_emails, Mandate.status, Mandate.vin, TrackedVehicle.marque,
+    TrackedVehicle.modele,
     TrackedVehicle.subscription_no, TrackedVehicle.declared_location, Mandate.lieu, Mandate.desired_date,
     Mandate.comment, Mandate.reason,
     Mandate.removal_date, Mandate.box_digits, Mandate.technician, Mandate.workflow_id,

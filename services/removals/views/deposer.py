@@ -10,7 +10,7 @@ from core.auth import DbSession
 from core.models import User
 from core.settings import get_settings
 from core.ui import flash, render_page
-from services.removals.service import listings, process, queries
+from services.removals.service import alerts, listings, process, queries
 from services.removals.service.queries import MandateRow, addressed_to
 from services.removals.service.rules import STATUS_LABELS, allowed_actions, form_problem, refusal
 from services.removals.views.roles import Deposer, DeposerAgent
@@ -43,7 +43,8 @@ def _mandate_page(request: Request, user: User, row: MandateRow, *, status: int 
                   form: dict[str, str] | None = None, template: str = "deposer_mandate.html") -> HTMLResponse:
     defaults = {"removal_date": process.now_paris().strftime("%d/%m/%Y %H:%M")}
     return render_page(request, template, status, user=user, row=row, labels=STATUS_LABELS,
-                       actions=allowed_actions(row.status), message=message, form=defaults | (form or {}))
+                       actions=allowed_actions(row.status), message=message, form=defaults | (form or {}),
+                       logistics=alerts.logistics_contact(get_settings()))
 
 
 @router.get("/deposes/{mandate_id}", response_class=HTMLResponse)

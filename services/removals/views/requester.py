@@ -16,7 +16,7 @@ from core.models import User
 from core.settings import get_settings
 from core.ui import Page, flash, render_page
 from services.removals.models import RemovalRequest
-from services.removals.service import listings, process, queries, upload, vehicles
+from services.removals.service import alerts, listings, process, queries, upload, vehicles
 from services.removals.service.rules import STATUS_LABELS, MandateAction, allowed_actions
 from services.removals.views.roles import Requester, RequesterManager
 
@@ -120,15 +120,40 @@ def requests(request: Request, user: Requester, session: DbSession, q: str = "",
     return render_page(request, "requests.html", user=user, page=result, q=q)
 
 
-@router.get("/demandes/{number}", response_class=HTMLResponse)
-def detail(request: Request, number: int, user: Requester, session: DbSession, q: str = "", statut: str = "",
-           page: int = 1) -> HTMLResponse:
-    removal_request = _request(session, user, number)
+def _detail_page(request: Request, user: User, session: DbSession, removal_request: RemovalRequest, *,
+                 q: str = "", statut: str = "", page: int = 1, status: int = 200,
+                 errors: dict[str, str] | None = None, form: dict[str, str] | None = None) -> HTMLResponse:
     result = listings.request_mandates(session, organisation_id=user.organisation_id, request_id=removal_request.id,
                                        q=q, statut=statut, page=page)
     untold = listings.untold_deposers(session, organisation_id=user.organisation_id, request_id=removal_request.id)
-    return render_page(request, "request_detail.html", user=user, removal_request=removal_request, page=result, q=q,
-                       statut=statut, labels=STATUS_LABELS, allowed=allowed_actions, untold=untold)
+    form = form or {"tracking_email": removal_request.tracking_email,
+                    "alert_emails": "\n".join(removal_request.alert_emails)}
+    return render_page(request, "request_detail.html", status, user=user, removal_request=removal_request,
+                       page=result, q=q, statut=statut, labels=STATUS_LABELS, allowed=allowed_actions, untold=untold,
+                       errors=errors or {}, form=form)
+
+
+@router.get("/demandes/{number}", response_class=HTMLResponse)
+def detail(request: Request, number: int, user: Requester, session: DbSession, q: str = "", statut: str = "",
+           page: int = 1) -> HTMLResponse:
+    return _detail_page(request, user, session, _request(session, user, number), q=q, statut=statut, page=page)
+
+
+@router.post("/demandes/{number}/alertes", response_class=HTMLResponse)
+def edit_recipients(request: Request, number: int, user: RequesterManager, session: DbSession,
+                    tracking_email: Annotated[str, Form()] = "", alert_emails: Annotated[str, Form()] = "") -> Response:
+    """«Destinataires des alertes»: the tracking address and the others, for the request's next mails."""
+    removal_request = _request(session, user, number)
+    try:
+        alerts.set_recipients(removal_request, tracking_email=tracking_email, others=alert_emails)
+    except alerts.RecipientsRefused as exc:
+        session.rollback()
+        return _detail_page(request, user, session, _request(session, user, number), status=422,
+                            errors={exc.field: exc.message},
+                            form={"tracking_email": tracking_email, "alert_emails": alert_emails})
+    count = 1 + len(removal_request.alert_emails)
+    flash(request, f"Destinataires des alertes de la demande #{number} enregistrés : {count} adresse(s).")
+    return RedirectResponse(f"/demandes/{number}", status_code=303)
 
 
 @router.get("/demandes/{number}/export.xlsx")
