@@ -346,10 +346,20 @@ def _out_cell(sheet: Any, value: Any) -> Any:
     return value
 
 
-def write_xlsx(headers: list[str], rows: Iterable[Sequence[object]], *, sheet_title: str) -> bytes:
-    """A one-sheet workbook, streamed row by row (write-only mode); bold headers, text never a formula."""
+def write_xlsx(headers: list[str], rows: Iterable[Sequence[object]], *, sheet_title: str,
+               extra_sheets: Sequence[tuple[str, list[str], Iterable[Sequence[object]]]] = ()) -> bytes:
+    """A workbook streamed row by row (write-only mode); bold headers, text never a formula. The data is on the
+    first sheet (the one imports read); `extra_sheets` (title, headers, rows) follow it, e.g. reference lists."""
     workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(title=re.sub(r"[\\/*?:\[\]]", " ", sheet_title)[:31] or "Feuille1")
+    for title, sheet_headers, sheet_rows in [(sheet_title, headers, rows), *extra_sheets]:
+        _write_sheet(workbook, title, sheet_headers, sheet_rows)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def _write_sheet(workbook: Workbook, title: str, headers: list[str], rows: Iterable[Sequence[object]]) -> None:
+    sheet = workbook.create_sheet(title=re.sub(r"[\\/*?:\[\]]", " ", title)[:31] or "Feuille1")
     for i, header in enumerate(headers, start=1):
         sheet.column_dimensions[get_column_letter(i)].width = max(12, len(header) + 4)
     sheet.freeze_panes = "A2"
@@ -363,6 +373,3 @@ def write_xlsx(headers: list[str], rows: Iterable[Sequence[object]], *, sheet_ti
     sheet.append(header_cells)
     for row in rows:
         sheet.append([_out_cell(sheet, value) for value in row])
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()

@@ -1,8 +1,10 @@
 """Removals against seed 004, what users still missed (issue 12): each gap seen over HTTP as a user sees it."""
 
+import io
 import re
 
 import httpx
+import openpyxl
 import pytest
 from sqlalchemy import select, update
 from temporalio.client import Client
@@ -210,3 +212,29 @@ async def test_alerts_go_to_every_recipient_and_the_report_warning_names_the_log
     assert {a.strip() for a in str(alert["To"]).split(",")} == {tracking, "chef@exemple.fr", "parc@exemple.fr"}
     monkeypatch.setattr(get_settings(), "removal_logistics_contact", "")
     assert 'id="logistics"' not in (await removals_http.get(f"/deposes/{mandate_id.group(1)}")).text
+
+
+async def test_the_new_request_page_and_model_file_list_the_main_deposers(removals_http: httpx.AsyncClient) -> None:
+    """«Vos principaux déposeurs sont : …»: the deposers this requester used most first (name and Code
+    distributeur), on the page and on the model file's second sheet; the file still uploads as it is."""
+    requester, usual, other = make_requester(4), make_deposer(), make_deposer()
+    create_request(requester, [line(requester, requester.vins[0], usual), line(requester, requester.vins[1], usual),
+                               line(requester, requester.vins[2], other)])
+    await login(removals_http, requester.email)
+    page = await removals_http.get("/demandes/nouvelle")
+    assert "Vos principaux déposeurs sont :" in text(page)
+    table = page.text.split('id="deposers"')[1].split("</table>")[0]
+    assert table.index(f"<td>{usual.name}</td><td>{usual.code}</td>") < table.index(
+        f"<td>{other.name}</td><td>{other.code}</td>")
+    model = await removals_http.get("/demandes/modele.xlsx")
+    workbook = openpyxl.load_workbook(io.BytesIO(model.content), read_only=True)
+    assert workbook.sheetnames == ["Demande de dépose", "Vos principaux déposeurs"]
+    listed = list(workbook["Vos principaux déposeurs"].iter_rows(values_only=True))
+    assert listed[0] == ("Nom du déposeur", "Code Distributeur") and listed[1:3] == [
+        (usual.name, usual.code), (other.name, other.code)]
+    examples = list(workbook["Demande de dépose"].iter_rows(values_only=True))
+    assert examples[1][:3] == (requester.vins[3], requester.subscriptions[requester.vins[3]], usual.code)
+    uploaded = await _post(removals_http, "/demandes/nouvelle", "/demandes/nouvelle",
+                           {"tracking_email": "suivi@exemple.fr", "description": ""},
+                           files={"fichier": ("modele.xlsx", model.content, XLSX)})
+    assert uploaded.status_code == 303, words(uploaded)[-800:]  # the model as downloaded is a valid request

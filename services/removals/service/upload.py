@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -225,14 +225,29 @@ def confirm(session: Session, *, user: User, upload_id: str, today: date) -> tup
     return request, True
 
 
+DEPOSER_HEADERS = ["Nom du déposeur", "Code Distributeur"]
+MAIN_DEPOSERS = 10
+
+
+def main_deposers(session: Session, *, organisation_id: int, limit: int = MAIN_DEPOSERS) -> list[tuple[str, str]]:
+    """«Vos principaux déposeurs sont»: (name, code) of the deposers the requester used most, then the others by
+    name, up to `limit`; only those a request can be sent to (a notification address)."""
+    used = (select(Mandate.deposer_id, func.count().label("n")).where(Mandate.organisation_id == organisation_id)
+            .group_by(Mandate.deposer_id).subquery())
+    stmt = (select(Organisation.name, Account.code).join(Account, Account.organisation_id == Organisation.id)
+            .outerjoin(used, used.c.deposer_id == Organisation.id)
+            .where(Organisation.kind == "deposer", Account.email.is_not(None), Account.email != "")
+            .order_by(func.coalesce(used.c.n, 0).desc(), Organisation.name, Account.code).limit(limit))
+    return [(name, code) for name, code in session.execute(stmt)]
+
+
 def example_lines(session: Session, *, organisation_id: int, today: date) -> list[list[object]]:
     """Two lines of the model file, from the requester's vehicles free for a request (none if it has none)."""
     busy = select(Mandate.vehicle_id).where(Mandate.status.in_(OPEN_STATUSES))
     vehicles = list(session.scalars(scoped(TrackedVehicle, organisation_id)
                                     .where(TrackedVehicle.subscription_status == "active",
                                            TrackedVehicle.id.not_in(busy)).order_by(TrackedVehicle.vin).limit(2)))
-    codes = list(session.scalars(select(Account.code).join(Organisation, Organisation.id == Account.organisation_id)
-                                 .where(Organisation.kind == "deposer").order_by(Account.code).limit(2)))
+    codes = [code for _name, code in main_deposers(session, organisation_id=organisation_id, limit=2)]
     if not codes:
         return []
     return [[v.vin, v.subscription_no, codes[i % len(codes)], "Parc de stockage", today + timedelta(days=14),

@@ -38,24 +38,29 @@ def _request(session: DbSession, user: User, number: int) -> RemovalRequest:
     return found
 
 
-def _new_page(request: Request, user: User, *, issues: list[ExcelIssue] | None = None, status: int = 200,
-              tracking_email: str = "", description: str = "", errors: dict[str, str] | None = None) -> HTMLResponse:
+def _new_page(request: Request, user: User, session: DbSession, *, issues: list[ExcelIssue] | None = None,
+              status: int = 200, tracking_email: str = "", description: str = "",
+              errors: dict[str, str] | None = None) -> HTMLResponse:
     issues = issues or []
-    return render_page(request, "request_new.html", status, user=user, headers=upload.HEADERS,
+    deposers = upload.main_deposers(session, organisation_id=user.organisation_id)
+    return render_page(request, "request_new.html", status, user=user, headers=upload.HEADERS, deposers=deposers,
                        issues=issues[:MAX_SHOWN_ISSUES], hidden=max(0, len(issues) - MAX_SHOWN_ISSUES),
                        tracking_email=tracking_email or user.email, description=description, errors=errors or {})
 
 
 @router.get("/demandes/nouvelle", response_class=HTMLResponse)
-def new_request(request: Request, user: Requester) -> HTMLResponse:
-    return _new_page(request, user)
+def new_request(request: Request, user: Requester, session: DbSession) -> HTMLResponse:
+    return _new_page(request, user, session)
 
 
 @router.get("/demandes/modele.xlsx")
 def model_file(user: Requester, session: DbSession) -> Response:
-    """The expected file, with two example lines taken from the requester's own vehicles when it has some."""
+    """The expected file, with two example lines taken from the requester's own vehicles when it has some, and the
+    requester's main deposers on a second sheet (only the first one is read back)."""
     examples = upload.example_lines(session, organisation_id=user.organisation_id, today=_today().date())
-    content = write_xlsx(upload.HEADERS, examples, sheet_title="Demande de dépose")
+    deposers = upload.main_deposers(session, organisation_id=user.organisation_id)
+    content = write_xlsx(upload.HEADERS, examples, sheet_title="Demande de dépose",
+                         extra_sheets=[("Vos principaux déposeurs", upload.DEPOSER_HEADERS, deposers)])
     return Response(content, media_type=XLSX,
                     headers={"Content-Disposition": 'attachment; filename="modele-demande-de-depose.xlsx"'})
 
@@ -64,7 +69,7 @@ def model_file(user: Requester, session: DbSession) -> Response:
 def upload_file(request: Request, user: RequesterManager, session: DbSession,
                 fichier: Annotated[UploadFile | None, File()] = None, tracking_email: Annotated[str, Form()] = "",
                 description: Annotated[str, Form()] = "") -> Response:
-    page = partial(_new_page, request, user, tracking_email=tracking_email, description=description)
+    page = partial(_new_page, request, user, session, tracking_email=tracking_email, description=description)
     if not upload.valid_email(tracking_email):
         return page(status=422, errors={"tracking_email": "Indiquez une adresse e-mail de suivi valide."})
     if fichier is None or not fichier.filename:
@@ -103,7 +108,7 @@ def confirm(request: Request, upload_id: str, user: RequesterManager, session: D
         raise HTTPException(404, "Ce fichier n'existe pas ou a expiré : chargez-le de nouveau.") from exc
     except upload.UploadRefused as exc:
         session.rollback()
-        return _new_page(request, user, issues=exc.issues, status=409)
+        return _new_page(request, user, session, issues=exc.issues, status=409)
     session.commit()
     log.info("removals.request_confirmed", number=created.number, new=is_new)
     return RedirectResponse(f"/demandes/{created.number}/enregistree", status_code=303)
