@@ -2,6 +2,7 @@
 
 import io
 import re
+from datetime import date, timedelta
 
 import httpx
 import openpyxl
@@ -238,3 +239,45 @@ async def test_the_new_request_page_and_model_file_list_the_main_deposers(remova
                            {"tracking_email": "suivi@exemple.fr", "description": ""},
                            files={"fichier": ("modele.xlsx", model.content, XLSX)})
     assert uploaded.status_code == 303, words(uploaded)[-800:]  # the model as downloaded is a valid request
+
+
+async def test_suivi_des_deposes_lists_every_mandate_with_filters_and_export(removals_http: httpx.AsyncClient) -> None:
+    """One screen for every vehicle of every request of the account: filters by text, status, deposer, request
+    and desired date, a French message for a filter that cannot be read, the same rows in the XLSX export."""
+    requester, stranger, a, b = make_requester(4), make_requester(1), make_deposer(), make_deposer()
+    v = requester.vins
+    soon, later = date.today() + timedelta(days=10), date.today() + timedelta(days=40)
+    _, n1 = create_request(requester, [line(requester, v[0], a, when=soon), line(requester, v[1], b, when=soon)])
+    _, n2 = create_request(requester, [line(requester, v[2], a, when=later), line(requester, v[3], a, when=later)])
+    create_request(stranger, [line(stranger, stranger.vins[0], a)])
+    await login(removals_http, requester.email)
+    home = await removals_http.get("/")
+    assert 'href="/suivi"' in home.text
+
+    async def shown(**params: str) -> set[str]:
+        page = await removals_http.get("/suivi", params=params)
+        assert page.status_code == 200, words(page)[-500:]
+        return set(re.findall(r'<tr data-vin="(\w{17})"', page.text))
+
+    assert await shown() == set(v)  # never another account's vehicle
+    page = words(await removals_http.get("/suivi"))
+    assert f"#{n1}" in page and f"#{n2}" in page and f"{b.name} ({b.code})" in page
+    assert await shown(deposeur=str(b.id)) == {v[1]}
+    assert await shown(demande=f"#{n2}") == {v[2], v[3]}
+    assert await shown(du=later.isoformat()) == {v[2], v[3]}
+    assert await shown(au=soon.isoformat(), deposeur=str(a.id)) == {v[0]}
+    assert await shown(q=v[3][-6:]) == {v[3]}
+    assert await shown(statut="prevenu") == set()  # nothing told yet: all Nouvelle
+    assert await shown(statut="nouvelle") == set(v)
+    bad = await removals_http.get("/suivi", params={"demande": "abc", "du": "31/02/2026",
+                                                    "deposeur": "99999999999999999999999"})
+    assert bad.status_code == 422
+    assert "N° demande : nombre entier positif attendu, trouvé « abc »." in text(bad)
+    assert "Date souhaitée du : date attendue (aaaa-mm-jj), trouvé « 31/02/2026 »." in text(bad)
+    assert "Déposeur : nombre entier positif attendu" in text(bad)
+    export = await removals_http.get("/suivi/export.xlsx", params={"deposeur": str(a.id)})
+    assert export.headers["content-type"] == XLSX
+    rows = list(openpyxl.load_workbook(io.BytesIO(export.content), read_only=True).active.iter_rows(values_only=True))
+    assert rows[0][:4] == ("N° demande", "Marque", "Modèle", "VIN") and rows[0][-2:] == (
+        "Date de création de la demande", "Mis à jour le")
+    assert {r[3]: r[0] for r in rows[1:]} == {v[0]: f"#{n1}", v[2]: f"#{n2}", v[3]: f"#{n2}"}

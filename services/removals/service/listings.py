@@ -1,7 +1,8 @@
 """The lists of the seed: "Liste des demandes des déposes" (requester), "Gérer les déposes" (both), exports."""
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Select, String, cast, func, or_, select
@@ -19,7 +20,8 @@ PER_PAGE = 50
 EXPORT_HEADERS = ["N° demande", "Marque", "Modèle", "VIN", "N° Abonnement", "Code distributeur",
                   "Nom du distributeur", "Adresse email", "Lieu de dépose", "Date souhaitée", "Statut",
                   "Motif du refus",
-                  "Date de dépose", "7 derniers chiffres du boîtier", "Nom du technicien", "Commentaires"]
+                  "Date de dépose", "7 derniers chiffres du boîtier", "Nom du technicien", "Commentaires",
+                  "Date de création de la demande", "Mis à jour le"]
 
 
 @dataclass
@@ -142,15 +144,63 @@ def status_counts(session: Session, stmt: Select[Any]) -> dict[str, int]:
 
 def export_rows(session: Session, *, organisation_id: int, request: RemovalRequest) -> list[list[object]]:
     base = scoped(Mandate, organisation_id).where(Mandate.request_id == request.id)
-    result = []
-    for r in session.execute(with_details(base)):
+    return list(_export(session, with_details(base)))
+
+
+def _export(session: Session, stmt: Select[Any]) -> Iterator[list[object]]:
+    for r in session.execute(stmt):
         row = MandateRow(**r._mapping)
         removal: datetime | None = row.removal_date
-        result.append([f"#{request.number}", row.marque, row.modele, row.vin, row.subscription_no, row.deposer_code,
-                       row.deposer_name, row.deposer_email or "", row.lieu, row.desired_date,
-                       STATUS_LABELS[row.status], row.reason or "", removal, row.box_digits or "",
-                       row.technician or "", row.comment or ""])
-    return result
+        yield [f"#{row.request_no}", row.marque, row.modele, row.vin, row.subscription_no, row.deposer_code,
+               row.deposer_name, row.deposer_email or "", row.lieu, row.desired_date,
+               STATUS_LABELS[row.status], row.reason or "", removal, row.box_digits or "",
+               row.technician or "", row.comment or "", row.request_created_at, row.updated_at]
+
+
+@dataclass(frozen=True)
+class TrackingFilters:
+    """The filters of «Suivi des déposes» (every mandate of the account)."""
+
+    q: str = ""
+    statut: str = ""
+    deposer_id: int | None = None
+    request_no: int | None = None
+    desired_from: date | None = None
+    desired_to: date | None = None
+
+
+def tracking_stmt(organisation_id: int, filters: TrackingFilters) -> Select[Any]:
+    """Every mandate of the requester, across its requests (MandateRow columns), newest requests first."""
+    base = scoped(Mandate, organisation_id)
+    if filters.deposer_id is not None:
+        base = base.where(Mandate.deposer_id == filters.deposer_id)
+    if filters.desired_from is not None:
+        base = base.where(Mandate.desired_date >= filters.desired_from)
+    if filters.desired_to is not None:
+        base = base.where(Mandate.desired_date <= filters.desired_to)
+    stmt = with_details(base)
+    if filters.request_no is not None:
+        stmt = stmt.where(RemovalRequest.number == filters.request_no)
+    return _filtered(stmt, q=filters.q, statut=filters.statut)
+
+
+def tracking_page(session: Session, *, organisation_id: int, filters: TrackingFilters,
+                  page: int = 1) -> Page[MandateRow]:
+    return _page_of_rows(session, tracking_stmt(organisation_id, filters), page)
+
+
+def tracking_export(session: Session, *, organisation_id: int, filters: TrackingFilters) -> Iterator[list[object]]:
+    """The export's rows, streamed (every mandate the filters keep)."""
+    return _export(session, tracking_stmt(organisation_id, filters))
+
+
+def requester_deposers(session: Session, *, organisation_id: int) -> list[tuple[int, str, str]]:
+    """The deposers of the requester's requests (id, name, code), for the «Déposeur» filter."""
+    used = select(Mandate.deposer_id).where(Mandate.organisation_id == organisation_id).distinct()
+    return [(i, name, code) for i, name, code in session.execute(
+        select(Organisation.id, Organisation.name, Account.code)
+        .join(Account, Account.organisation_id == Organisation.id)
+        .where(Organisation.id.in_(used)).order_by(Organisation.name))]
 
 
 def location_rows(session: Session, *, organisation_id: int) -> list[list[object]]:

@@ -48,6 +48,7 @@ class MandateRow:
     box_digits: str | None
     technician: str | None
     workflow_id: str
+    updated_at: datetime
     requester_name: str
     requester_slug: str
     requester_code: str | None
@@ -63,7 +64,7 @@ COLUMNS: tuple[Any, ...] = (
     TrackedVehicle.modele,
     TrackedVehicle.subscription_no, TrackedVehicle.declared_location, Mandate.lieu, Mandate.desired_date,
     Mandate.comment, Mandate.reason,
-    Mandate.removal_date, Mandate.box_digits, Mandate.technician, Mandate.workflow_id,
+    Mandate.removal_date, Mandate.box_digits, Mandate.technician, Mandate.workflow_id, Mandate.updated_at,
     RequesterOrg.name.label("requester_name"), RequesterOrg.slug.label("requester_slug"),
     RequesterAccount.code.label("requester_code"), DeposerOrg.name.label("deposer_name"),
     DeposerAccount.code.label("deposer_code"), DeposerAccount.email.label("deposer_email"),
