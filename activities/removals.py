@@ -156,7 +156,7 @@ class RemovalActivities:
         claims it (0: nothing to send from this one)."""
         with session_scope() as session:
             mandate = session.get(Mandate, mandate_id)
-            if mandate is None or mandate.status in TERMINAL:
+            if mandate is None or mandate.status in TERMINAL or mandate.desired_date is None:
                 return 0
             if not _claim(session, f"removal-overdue-{mandate.request_id}-{mandate.desired_date}", mandate_id):
                 return 0

@@ -15,8 +15,8 @@ from core.db import session_scope
 from core.excel import read_xlsx
 from core.models import OutboxMessage
 from core.settings import get_settings
-from services.removals.models import TrackedVehicle
-from services.removals.service import process
+from services.removals.models import Mandate, TrackedVehicle
+from services.removals.service import process, queries, upload
 from tests.support.removals import (
     XLSX,
     create_request,
@@ -281,3 +281,52 @@ async def test_suivi_des_deposes_lists_every_mandate_with_filters_and_export(rem
     assert rows[0][:4] == ("N° demande", "Marque", "Modèle", "VIN") and rows[0][-2:] == (
         "Date de création de la demande", "Mis à jour le")
     assert {r[3]: r[0] for r in rows[1:]} == {v[0]: f"#{n1}", v[2]: f"#{n2}", v[3]: f"#{n2}"}
+
+
+async def test_place_and_date_are_free_unless_the_account_requires_them(removals_http: httpx.AsyncClient,
+                                                                        dev_worker: Client) -> None:
+    """As in the seed, «Lieu de dépose» and «Date de dépose souhaitée» are free fields: a file without them makes a
+    request (shown «non précisé» to the deposer, no overdue alert); the requester's setting makes them required."""
+    requester, deposer = make_requester(3), make_deposer()
+    v = requester.vins
+    await login(removals_http, requester.email)
+    home = await removals_http.get("/")
+    assert "Lieu de dépose et date de dépose souhaitée : champs libres dans vos fichiers de demande." in words(home)
+    assert "Champs libres : lieu de dépose" in text(await removals_http.get("/demandes/nouvelle"))
+    free = xlsx([v[0], requester.subscriptions[v[0]], deposer.code, None, None, None])
+    uploaded = await _post(removals_http, "/demandes/nouvelle", "/demandes/nouvelle",
+                           {"tracking_email": "suivi@exemple.fr"}, files={"fichier": ("libre.xlsx", free, XLSX)})
+    assert uploaded.status_code == 303, words(uploaded)[-800:]
+    recap = await removals_http.get(uploaded.headers["location"])
+    action = re.search(r'action="(/demandes/recapitulatif/[^"]+/confirmer)"', recap.text)
+    assert action
+    confirmed = await _post(removals_http, action.group(1), uploaded.headers["location"])
+    assert confirmed.status_code == 303
+    with session_scope() as session:
+        mandate = session.scalars(select(Mandate).where(Mandate.vin == v[0])).one()
+        assert (mandate.lieu, mandate.desired_date) == (None, None)
+        row = queries.by_id(session, mandate.id)
+        assert row is not None and process.mandate_input(row, get_settings()).alert_at is None  # no overdue alert
+    await eventually(lambda: _status(v[0]) == "prevenu")  # the launcher ran: the deposer's mail was accepted
+    await login(removals_http, deposer.email)
+    page = words(await removals_http.get(f"/deposes/{mandate.id}"))
+    assert "Lieu de dépose non précisé Date souhaitée non précisée" in page
+
+    await login(removals_http, requester.email)
+    saved = await _post(removals_http, "/compte/parametres", "/", {"place_date_required": "oui"})
+    assert "obligatoires dans vos fichiers de demande" in text(await removals_http.get(saved.headers["location"]))
+    assert "obligatoires pour votre compte" in text(await removals_http.get("/demandes/nouvelle"))
+    refused = await _post(removals_http, "/demandes/nouvelle", "/demandes/nouvelle", {"tracking_email": "s@exemple.fr"},
+                          files={"fichier": ("libre.xlsx", xlsx([v[1], requester.subscriptions[v[1]], deposer.code,
+                                                                 None, None, None]), XLSX)})
+    assert refused.status_code == 422
+    assert "Ligne 2, colonne « Lieu de dépose » : cellule obligatoire vide" in text(refused)
+    assert "Ligne 2, colonne « Date de dépose souhaitée » : cellule obligatoire vide" in text(refused)
+    await _post(removals_http, "/compte/parametres", "/", {})  # back to the seed's free fields
+    with session_scope() as session:
+        assert not upload.place_date_required(session, organisation_id=requester.id)
+
+
+def _status(vin: str) -> str:
+    with session_scope() as session:
+        return session.scalars(select(Mandate.status).where(Mandate.vin == vin)).one()

@@ -129,8 +129,8 @@ BAD_FILES: list[tuple[str, Build, list[str]]] = [
      ["Ligne 4, colonne « Vin » : VIN {vin0} présent plusieurs fois dans le fichier (déjà en ligne 2)"]),
     ("VIN already in an open request", _in_open_request,
      ["Ligne 3, colonne « Vin » : VIN {vin3} déjà dans une demande de dépose en cours (#1)"]),
-    ("required cell empty", lambda r, o, d: xlsx([r.vins[0], r.subscriptions[r.vins[0]], d.code, None, "30/12/2099"]),
-     ["Ligne 2, colonne « Lieu de dépose » : cellule obligatoire vide"]),
+    ("required cell empty", lambda r, o, d: xlsx([r.vins[0], r.subscriptions[r.vins[0]], None, None, None]),
+     ["Ligne 2, colonne « Code Distributeur » : cellule obligatoire vide"]),
     ("zip bomb", lambda r, o, d: zip_bomb(), ["son contenu décompressé est anormalement volumineux"]),
 ]
 
@@ -236,13 +236,12 @@ async def test_every_problem_of_a_line_is_listed_at_once(removals_http: httpx.As
     requester, deposer = make_requester(2), make_deposer()
     await login(removals_http, requester.email)
     page = text(await _upload(removals_http, xlsx(
-        ["WBA-123", "X", "ZZ999", None, YESTERDAY, None],  # VIN, code, lieu, date: four problems on one line
+        ["WBA-123", "X", "ZZ999", None, YESTERDAY, None],  # VIN, code, date: three problems on one line
         [requester.vins[0], "999999Z99", deposer.code, "Paris", "demain", None],  # subscription and date
         [requester.vins[1], None, None, "Paris", "30/02/2099", None])))  # two empty cells and an impossible date
     expected = [
         "Ligne 2, colonne « Vin » : VIN invalide « WBA-123 »",
         "Ligne 2, colonne « Code Distributeur » : code distributeur « ZZ999 » inconnu",
-        "Ligne 2, colonne « Lieu de dépose » : cellule obligatoire vide",
         f"Ligne 2, colonne « Date de dépose souhaitée » : date passée ({YESTERDAY:%d/%m/%Y})",
         f"Ligne 3, colonne « N° Abonnement » : le N° d'abonnement 999999Z99 ne correspond pas au VIN "
         f"{requester.vins[0]}",

@@ -77,7 +77,7 @@ class RemovalWorkflow:
             await self._send_pending(inp)
             if self.status in TERMINAL:
                 break
-            deadlines = [inp.alert_at] if not timers.alerted else []
+            deadlines = [inp.alert_at] if inp.alert_at is not None and not timers.alerted else []
             if not timers.reminded:
                 deadlines.append(timers.reminder_at)
             # Always a timeout (never None): a year when no timer is left, then look again.
@@ -116,7 +116,7 @@ class RemovalWorkflow:
                 self.outbox.append(await workflow.execute_activity_method(
                     RemovalActivities.remind_removal_deposer, inp.mandate_id, start_to_close_timeout=DB_TIMEOUT,
                     retry_policy=DB_RETRY))
-        if not timers.alerted and now >= inp.alert_at:
+        if inp.alert_at is not None and not timers.alerted and now >= inp.alert_at:
             timers.alerted = True
             if self.status not in TERMINAL:
                 self.outbox.append(await workflow.execute_activity_method(

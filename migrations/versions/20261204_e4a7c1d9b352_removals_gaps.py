@@ -1,5 +1,5 @@
 """removals: Prévenu once the deposer's mail is accepted (notified_at), «Emplacement déclaré» of a vehicle,
-alert recipients of a request
+alert recipients of a request, lieu and date free unless the requester's account requires them
 
 Revision ID: e4a7c1d9b352
 Revises: b7c2e19f4a60
@@ -25,9 +25,19 @@ def upgrade() -> None:
     op.add_column("vehicles", sa.Column("declared_location", sa.String(60), nullable=True), schema="removals")
     op.add_column("requests", sa.Column("alert_emails", postgresql.JSONB(), nullable=False,
                                         server_default=sa.text("'[]'::jsonb")), schema="removals")
+    op.add_column("accounts", sa.Column("place_date_required", sa.Boolean(), nullable=False,
+                                        server_default=sa.false()), schema="removals")
+    op.alter_column("mandates", "lieu", existing_type=sa.String(200), nullable=True, schema="removals")
+    op.alter_column("mandates", "desired_date", existing_type=sa.Date(), nullable=True, schema="removals")
 
 
 def downgrade() -> None:
+    op.execute("UPDATE removals.mandates SET lieu = '' WHERE lieu IS NULL")
+    op.execute("UPDATE removals.mandates SET desired_date = created.day FROM (SELECT id, created_at::date AS day "
+               "FROM removals.requests) created WHERE created.id = request_id AND desired_date IS NULL")
+    op.alter_column("mandates", "desired_date", existing_type=sa.Date(), nullable=False, schema="removals")
+    op.alter_column("mandates", "lieu", existing_type=sa.String(200), nullable=False, schema="removals")
+    op.drop_column("accounts", "place_date_required", schema="removals")
     op.drop_column("requests", "alert_emails", schema="removals")
     op.drop_column("vehicles", "declared_location", schema="removals")
     op.drop_column("mandates", "notified_at", schema="removals")

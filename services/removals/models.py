@@ -7,7 +7,19 @@ reached through their account row (distributor code, notification e-mail). One m
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -29,6 +41,8 @@ class Account(Timestamped, Base):
     code: Mapped[str] = mapped_column(String(20), unique=True)
     email: Mapped[str | None] = mapped_column(String(320))
     last_request_no: Mapped[int] = mapped_column(Integer, default=0)
+    # A requester's rule for its files: «Lieu de dépose» and «Date de dépose souhaitée» required (the seed: free).
+    place_date_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class TrackedVehicle(OrgScoped, Timestamped, Base):
@@ -89,8 +103,9 @@ class Mandate(OrgScoped, Base):
                                             index=True)
     line: Mapped[int] = mapped_column(Integer)  # row of the uploaded file: the order of the recap
     vin: Mapped[str] = mapped_column(String(17), index=True)
-    lieu: Mapped[str] = mapped_column(String(200))
-    desired_date: Mapped[date] = mapped_column(Date)
+    # Free fields in the seed (required only if the requester's account says so: `Account.place_date_required`).
+    lieu: Mapped[str | None] = mapped_column(String(200))
+    desired_date: Mapped[date | None] = mapped_column(Date)
     comment: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(12), default="nouvelle", index=True)
     # When the SMTP server accepted the deposer's mail of the request (Nouvelle → Prévenu): before that, the

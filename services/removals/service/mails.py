@@ -42,7 +42,7 @@ class LinkedRow:
 @lru_cache
 def _env() -> Environment:
     env = mail_environment(MAILS, trim_blocks=True, lstrip_blocks=True)
-    env.filters["d"] = lambda v: v.strftime("%d/%m/%Y") if v else "-"
+    env.filters["d"] = lambda v: v.strftime("%d/%m/%Y") if v else "non précisée"  # a free field left empty
     env.filters["dt"] = lambda v: v.astimezone(PARIS).strftime("%d/%m/%Y %H:%M") if v else "-"
     env.globals["labels"] = STATUS_LABELS
     return env
@@ -114,5 +114,6 @@ def requester_overdue(rows: list[MandateRow], settings: Settings) -> NewMessage:
     subject = f"Dépose non effectuée à la date souhaitée : demande #{first.request_no}"
     text, html = _render("requester_overdue", subject, first=first, rows=rows,
                          url=f"{settings.removals_url.rstrip('/')}/demandes/{first.request_no}")
+    assert first.desired_date is not None  # no date, no alert
     return NewMessage(f"removal-overdue-{first.request_id}-{first.desired_date.isoformat()}",
                       alert_recipients(first), subject, text, html)

@@ -61,7 +61,7 @@ def mandate_input(row: MandateRow, settings: Settings, *, mail_task_queue: str |
     """The workflow's input, from the read model only: whoever starts it (the launcher, or the relay for a click that
     came first) gives the same timers."""
     return RemovalInput(mandate_id=row.id, reminder_days=settings.removal_reminder_days,
-                        alert_at=end_of_day(row.desired_date),
+                        alert_at=end_of_day(row.desired_date) if row.desired_date else None,
                         mail_task_queue=mail_task_queue or settings.mail_task_queue)
 
 

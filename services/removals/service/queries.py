@@ -40,8 +40,8 @@ class MandateRow:
     modele: str
     subscription_no: str
     declared_location: str | None
-    lieu: str
-    desired_date: date
+    lieu: str | None
+    desired_date: date | None
     comment: str | None
     reason: str | None
     removal_date: datetime | None

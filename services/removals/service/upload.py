@@ -23,7 +23,8 @@ from services.removals.models import OPEN_STATUSES, Account, Mandate, PendingUpl
 from services.removals.service.process import mandate_workflow_id
 
 HEADERS = ["Vin", "N° Abonnement", "Code Distributeur", "Lieu de dépose", "Date de dépose souhaitée", "Commentaires"]
-REQUIRED = HEADERS[:5]
+REQUIRED = HEADERS[:3]  # the seed: «Lieu de dépose», «Date de dépose souhaitée» and «Commentaires» are free fields
+PLACE_DATE = HEADERS[3:5]  # ... unless the requester's account requires them (`Account.place_date_required`)
 MAX_LINES = 20_000
 VIN = re.compile(r"[A-Z0-9]{17}")
 EMAIL = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[A-Za-z]{2,}")
@@ -37,8 +38,8 @@ class Line:
     vin: str
     subscription_no: str
     code: str
-    lieu: str
-    desired_date: str  # ISO, so the line round-trips through JSON
+    lieu: str  # "" when not given
+    desired_date: str  # ISO, so the line round-trips through JSON; "" when not given
     comment: str | None
     vehicle_id: int = 0
     marque: str = ""
@@ -54,7 +55,7 @@ class UploadRefused(Exception):
         self.issues = issues
 
 
-def read_lines(data: bytes) -> tuple[list[Line], list[ExcelIssue]]:
+def read_lines(data: bytes, *, required: list[str] = REQUIRED) -> tuple[list[Line], list[ExcelIssue]]:
     """Parse the workbook (.xlsx or .xls) into lines; every problem of every line is collected, and a line with a
     bad cell is still returned (that cell left empty) so that its other cells are checked too."""
     issues: list[ExcelIssue] = []
@@ -64,17 +65,18 @@ def read_lines(data: bytes) -> tuple[list[Line], list[ExcelIssue]]:
         issues.extend(exc.issues)
         excel_rows = exc.rows
     refused_cells = {(i.row, i.column) for i in issues}  # a refused formula is not also "empty"
-    return [_line(excel_row, issues, refused_cells) for excel_row in excel_rows], issues
+    return [_line(excel_row, issues, refused_cells, required) for excel_row in excel_rows], issues
 
 
-def _line(excel_row: ExcelRow, issues: list[ExcelIssue], refused_cells: set[tuple[int | None, str | None]]) -> Line:
+def _line(excel_row: ExcelRow, issues: list[ExcelIssue], refused_cells: set[tuple[int | None, str | None]],
+          required: list[str]) -> Line:
     """The line as far as its cells are readable; each unreadable or missing cell adds its issue and stays ""."""
     values: dict[str, Any] = excel_row.values
 
     def refuse(column: str, message: str) -> None:
         issues.append(ExcelIssue(excel_row.number, column, message))
 
-    for header in REQUIRED:
+    for header in required:
         if parse_text(values.get(header)) is None and (excel_row.number, header) not in refused_cells:
             refuse(header, "cellule obligatoire vide")
     vin = (parse_text(values.get("Vin")) or "").upper().replace(" ", "")
@@ -148,9 +150,22 @@ def check_lines(session: Session, *, organisation_id: int, lines: list[Line], to
     return issues
 
 
+def place_date_required(session: Session, *, organisation_id: int) -> bool:
+    """Does the requester's account require «Lieu de dépose» and «Date de dépose souhaitée» (not the seed's way)?"""
+    return bool(session.scalar(select(Account.place_date_required).where(Account.organisation_id == organisation_id)))
+
+
+def set_place_date_required(session: Session, *, organisation_id: int, slug: str, required: bool) -> None:
+    """The requester's setting (its account row is created if it had none, as `_next_number` does)."""
+    session.execute(insert(Account).values(organisation_id=organisation_id, code=slug.upper()[:20], last_request_no=0,
+                                           place_date_required=required)
+                    .on_conflict_do_update(index_elements=["organisation_id"], set_={"place_date_required": required}))
+
+
 def check_upload(session: Session, *, organisation_id: int, data: bytes, today: date) -> list[Line]:
     """The file's lines, all valid, or UploadRefused listing every problem (sorted by row)."""
-    lines, issues = read_lines(data)
+    required = REQUIRED + (PLACE_DATE if place_date_required(session, organisation_id=organisation_id) else [])
+    lines, issues = read_lines(data, required=required)
     issues += check_lines(session, organisation_id=organisation_id, lines=lines, today=today)
     if not lines and not issues:
         issues.append(ExcelIssue(None, None, "Le fichier ne contient aucune ligne de véhicule sous les en-têtes."))
@@ -212,8 +227,9 @@ def confirm(session: Session, *, user: User, upload_id: str, today: date) -> tup
     session.add(request)
     session.flush()
     rows = [{"organisation_id": user.organisation_id, "request_id": request.id, "vehicle_id": line.vehicle_id,
-             "deposer_id": line.deposer_id, "line": line.row, "vin": line.vin, "lieu": line.lieu,
-             "desired_date": date.fromisoformat(line.desired_date), "comment": line.comment, "status": "nouvelle",
+             "deposer_id": line.deposer_id, "line": line.row, "vin": line.vin, "lieu": line.lieu or None,
+             "desired_date": date.fromisoformat(line.desired_date) if line.desired_date else None,
+             "comment": line.comment, "status": "nouvelle",
              "workflow_id": mandate_workflow_id(number, line.vin)} for line in lines]
     try:
         with session.begin_nested():

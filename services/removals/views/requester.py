@@ -43,7 +43,9 @@ def _new_page(request: Request, user: User, session: DbSession, *, issues: list[
               errors: dict[str, str] | None = None) -> HTMLResponse:
     issues = issues or []
     deposers = upload.main_deposers(session, organisation_id=user.organisation_id)
+    required = upload.place_date_required(session, organisation_id=user.organisation_id)
     return render_page(request, "request_new.html", status, user=user, headers=upload.HEADERS, deposers=deposers,
+                       place_date_required=required,
                        issues=issues[:MAX_SHOWN_ISSUES], hidden=max(0, len(issues) - MAX_SHOWN_ISSUES),
                        tracking_email=tracking_email or user.email, description=description, errors=errors or {})
 
