@@ -15,6 +15,7 @@ from core.db import session_scope
 from core.excel import read_xlsx
 from core.models import OutboxMessage
 from core.settings import get_settings
+from services.removals.demo import load_removals_demo
 from services.removals.models import Mandate, TrackedVehicle
 from services.removals.service import process, queries, upload
 from tests.support.removals import (
@@ -330,3 +331,19 @@ async def test_place_and_date_are_free_unless_the_account_requires_them(removals
 def _status(vin: str) -> str:
     with session_scope() as session:
         return session.scalars(select(Mandate.status).where(Mandate.vin == vin)).one()
+
+
+def test_the_demo_loads_again_with_declared_locations_and_the_same_vehicles() -> None:
+    """`make run` loads the demo on every start: again, it keeps its vehicles (same VINs) and their
+    «Emplacement déclaré» (an edited one is kept)."""
+    with session_scope() as session:
+        before = {vin: loc for vin, loc in session.execute(select(TrackedVehicle.vin, TrackedVehicle.declared_location)
+                                                           .where(TrackedVehicle.vin.like("VF1%")))}
+        edited = next(iter(before))
+        session.execute(update(TrackedVehicle).where(TrackedVehicle.vin == edited).values(declared_location="Modifié"))
+        load_removals_demo(session)
+    with session_scope() as session:
+        after = {vin: loc for vin, loc in session.execute(select(TrackedVehicle.vin, TrackedVehicle.declared_location)
+                                                          .where(TrackedVehicle.vin.like("VF1%")))}
+    assert set(after) == set(before) and after[edited] == "Modifié"
+    assert sum(1 for loc in after.values() if loc) > len(after) // 2  # most demo vehicles declare one
