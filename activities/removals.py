@@ -1,6 +1,7 @@
-"""Removals activities: notify deposers (one grouped mail each), start the mandates' workflows, remind, alert, and
-the "dépose informatique" that closes the subscription, and the mails of each recorded status change (the status
-itself is written by the services, in the transaction of the action: `process.record_action`)."""
+"""Removals activities: notify deposers (one grouped mail each; Prévenu once the server accepted it) and then the
+requester, start the mandates' workflows, remind, alert, the "dépose informatique" that closes the subscription,
+and the mails of each recorded status change (the status itself is written by the services, in the transaction
+of the action: `process.record_action`)."""
 
 import asyncio
 import contextlib
@@ -20,7 +21,7 @@ from core.temporal import start_workflow
 from services.removals.models import MailClaim, Mandate, TrackedVehicle
 from services.removals.service import mails, process, queries
 from services.removals.service.queries import MandateRow
-from workflows.data.removals import TERMINAL, StartedPage, StartPage, StatusMails
+from workflows.data.removals import TERMINAL, DeposerNotice, NotifiedDeposer, StartedPage, StartPage, StatusMails
 
 PARALLEL_STARTS = 32
 
@@ -37,24 +38,43 @@ class RemovalActivities:
         return [ids[m.key] for m in messages]
 
     @activity.defn(name="notify_removal_deposers")
-    def notify_removal_deposers(self, request_id: int) -> list[int]:
-        """Nouvelle → Prévenu with ONE mail per deposer listing all its vehicles, and one to the requester.
+    def notify_removal_deposers(self, request_id: int) -> list[DeposerNotice]:
+        """ONE mail per deposer listing all its vehicles, written in the outbox; its mandates stay Nouvelle until
+        the server accepts it (`record_removal_notified`).
 
         Idempotent: a retry finds the outbox rows by key (the mails are not written twice)."""
         with session_scope() as session:
-            rows = queries.of_request(session, request_id)
-            if not rows:
+            groups = _by_deposer(queries.of_request(session, request_id))
+            if not groups:
                 raise ApplicationError(f"Demande {request_id} introuvable ou vide", non_retryable=True)
-            groups: dict[int, list[MandateRow]] = defaultdict(list)
-            for row in sorted(rows, key=lambda r: r.id):
-                groups[row.deposer_id].append(row)
             messages = [mails.deposer_notification(group, self.settings) for group in groups.values()]
-            messages.append(mails.requester_received(list(groups.values()), self.settings))
-            ids = outbox.enqueue_many(session, settings=self.settings, organisation_id=rows[0].organisation_id,
+            ids = outbox.enqueue_many(session, settings=self.settings,
+                                      organisation_id=next(iter(groups.values()))[0].organisation_id,
                                       messages=messages)
-            session.execute(update(Mandate).where(Mandate.request_id == request_id, Mandate.status == "nouvelle")
-                            .values(status="prevenu"))
-            return [ids[m.key] for m in messages]
+            return [DeposerNotice(deposer_id, ids[m.key]) for deposer_id, m in zip(groups, messages, strict=True)]
+
+    @activity.defn(name="record_removal_notified")
+    def record_removal_notified(self, notified: NotifiedDeposer) -> int:
+        """Nouvelle → Prévenu for the deposer's vehicles of the request, its mail being accepted by the server."""
+        with session_scope() as session:
+            return process.mark_notified(session, request_id=notified.request_id, deposer_id=notified.deposer_id)
+
+    @activity.defn(name="notify_removal_requester")
+    def notify_removal_requester(self, request_id: int) -> int:
+        """Once every deposer's mail is through (or given up): one mail to the requester saying who was told and
+        whose mail could not be sent. Idempotent (outbox key)."""
+        with session_scope() as session:
+            groups = _by_deposer(queries.of_request(session, request_id))
+            if not groups:
+                raise ApplicationError(f"Demande {request_id} introuvable ou vide", non_retryable=True)
+            states = process.notification_states(session, request_id=request_id)
+            told = [g for d, g in groups.items() if states.get(d, ("", ""))[0] == "sent"]
+            failed = [(g, states.get(d, ("", ""))[1] or "pas de réponse du serveur")
+                      for d, g in groups.items() if states.get(d, ("", ""))[0] != "sent"]
+            message = mails.requester_received(told, self.settings, failed)
+            first = next(iter(groups.values()))[0]
+            return outbox.enqueue_many(session, settings=self.settings, organisation_id=first.organisation_id,
+                                       messages=[message])[message.key]
 
     @activity.defn(name="start_removal_workflows")
     async def start_removal_workflows(self, page: StartPage) -> StartedPage:
@@ -90,8 +110,8 @@ class RemovalActivities:
             messages = []
             if change.status in ("acceptee", "refusee", "annulee"):
                 messages.append(mails.requester_alert(row, change.status, self.settings))
-            if change.status == "annulee":
-                messages.append(mails.deposer_cancelled(row))
+            if change.status == "annulee" and _was_told(session, change.mandate_id):
+                messages.append(mails.deposer_cancelled(row))  # never told of it: nothing to call off
             ids = outbox.enqueue_many(session, settings=self.settings, organisation_id=row.organisation_id,
                                       messages=messages)
             return [ids[m.key] for m in messages]
@@ -136,7 +156,7 @@ class RemovalActivities:
         claims it (0: nothing to send from this one)."""
         with session_scope() as session:
             mandate = session.get(Mandate, mandate_id)
-            if mandate is None or mandate.status in TERMINAL:
+            if mandate is None or mandate.status in TERMINAL or mandate.desired_date is None:
                 return 0
             if not _claim(session, f"removal-overdue-{mandate.request_id}-{mandate.desired_date}", mandate_id):
                 return 0
@@ -145,6 +165,18 @@ class RemovalActivities:
             message = mails.requester_overdue(rows, self.settings)
             return outbox.enqueue_many(session, settings=self.settings, organisation_id=mandate.organisation_id,
                                        messages=[message])[message.key]
+
+
+def _was_told(session: Session, mandate_id: int) -> bool:
+    return session.scalar(select(Mandate.notified_at).where(Mandate.id == mandate_id)) is not None
+
+
+def _by_deposer(rows: list[MandateRow]) -> dict[int, list[MandateRow]]:
+    """A request's mandates by deposer, in the order of their rows (as each deposer's mail lists them)."""
+    groups: dict[int, list[MandateRow]] = defaultdict(list)
+    for row in sorted(rows, key=lambda r: r.id):
+        groups[row.deposer_id].append(row)
+    return dict(groups)
 
 
 def _claim(session: Session, key: str, mandate_id: int) -> bool:

@@ -1,13 +1,20 @@
-"""Excel in and out, defensively: every service's imports read through `read_xlsx`, exports use `write_xlsx`.
+"""Excel in and out, defensively: every service's imports read through `read_xlsx` (or `read_spreadsheet`, which
+also takes old .xls files), exports use `write_xlsx`.
 
 Reading refuses, before openpyxl parses anything, what could exhaust the server: oversized uploads, zip bombs
-(declared sizes are trustworthy: `zipfile` stops at the declared size and fails the CRC check otherwise) and
-old .xls files. openpyxl parses the XML through defusedxml (installed), so entity bombs are refused too.
-Every problem is an `ExcelIssue` naming row, column and reason in French.
+(declared sizes are trustworthy: `zipfile` stops at the declared size and fails the CRC check otherwise) and, in
+`read_xlsx`, old .xls files. openpyxl parses the XML through defusedxml (installed), so entity bombs are refused
+too. An .xls is parsed by calamine in a child process capped in memory and time (`core.excel_xls`), then goes
+through the same header, cell and row checks. Every problem is an `ExcelIssue` naming row, column and reason in
+French.
 """
 
 import io
+import json
+import os
 import re
+import subprocess
+import sys
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +27,7 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
+from core import excel_xls
 from core.ui import to_paris
 
 MB = 1024 * 1024
@@ -32,6 +40,13 @@ FORMULA_PREFIXES = ("=", "+", "-", "@")
 XLS_MESSAGE = ("Le format .xls n'est pas pris en charge : ouvrez le fichier dans Excel ou LibreOffice "
                "et enregistrez-le au format .xlsx")
 UNREADABLE = "Ce fichier n'est pas un classeur Excel .xlsx lisible : enregistrez-le au format .xlsx et recommencez"
+UNREADABLE_ANY = ("Ce fichier n'est pas un classeur Excel (.xls ou .xlsx) lisible : enregistrez-le au format .xlsx "
+                  "et recommencez")
+XLS_UNREADABLE = ("Ce fichier .xls n'est pas lisible (endommagé, protégé par un mot de passe ou d'un autre format) : "
+                  "enregistrez-le de nouveau au format .xlsx et recommencez")
+NO_SHEET = "Le classeur ne contient aucune feuille de données."
+TOO_VOLUMINOUS = "Le fichier est refusé : son contenu décompressé est anormalement volumineux."
+XLS_TIMEOUT_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -71,23 +86,24 @@ def _fail(message: str, row: int | None = None, column: str | None = None) -> Ex
     return ExcelError([ExcelIssue(row, column, message)])
 
 
-def _check_archive(data: bytes, max_bytes: int) -> None:
-    """Refuse, cheaply and before any XML parsing, what is not a reasonable .xlsx."""
+def _check_size(data: bytes, max_bytes: int) -> None:
     if not data:
         raise _fail("Le fichier est vide.")
     if len(data) > max_bytes:
         raise _fail(f"Le fichier dépasse la taille maximale de {max_bytes / MB:g} Mo.")
-    if data.startswith(OLE_MAGIC):
-        raise _fail(XLS_MESSAGE)
+
+
+def _check_archive(data: bytes, unreadable: str) -> None:
+    """Refuse, cheaply and before any XML parsing, what is not a reasonable .xlsx."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = archive.infolist()
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise _fail(UNREADABLE) from exc
+        raise _fail(unreadable) from exc
     too_big = sum(m.file_size for m in members) > MAX_UNCOMPRESSED
     inflated = any(m.file_size > RATIO_FLOOR and m.file_size > MAX_RATIO * max(m.compress_size, 1) for m in members)
     if len(members) > MAX_MEMBERS or too_big or inflated:
-        raise _fail("Le fichier est refusé : son contenu décompressé est anormalement volumineux.")
+        raise _fail(TOO_VOLUMINOUS)
 
 
 def _text(value: Any) -> Any:
@@ -126,24 +142,77 @@ def _check_headers(found: list[str], expected: list[str]) -> list[ExcelIssue]:
 
 def read_xlsx(data: bytes, *, expected_headers: list[str], max_rows: int = 20000,
               max_bytes: int = 10 * MB) -> list[ExcelRow]:
-    """The data rows of the first sheet, keyed by header; raises ExcelError listing every problem."""
-    _check_archive(data, max_bytes)
+    """The data rows of the first sheet of an .xlsx, keyed by header; raises ExcelError listing every problem (an
+    .xls is refused with how to convert it)."""
+    _check_size(data, max_bytes)
+    if data.startswith(OLE_MAGIC):
+        raise _fail(XLS_MESSAGE)
+    return _read_xlsx(data, expected_headers, max_rows, UNREADABLE)
+
+
+def read_spreadsheet(data: bytes, *, expected_headers: list[str], max_rows: int = 20000,
+                     max_bytes: int = 10 * MB) -> list[ExcelRow]:
+    """`read_xlsx`, and old .xls files too, with the same checks and messages."""
+    _check_size(data, max_bytes)
+    if data.startswith(OLE_MAGIC):
+        return _read_rows(_xls_rows(data, max_rows), expected_headers, max_rows)
+    return _read_xlsx(data, expected_headers, max_rows, UNREADABLE_ANY)
+
+
+def _read_xlsx(data: bytes, expected_headers: list[str], max_rows: int, unreadable: str) -> list[ExcelRow]:
+    _check_archive(data, unreadable)
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=False)
     except Exception as exc:  # openpyxl raises many types for a damaged file; all mean "unreadable"
-        raise _fail(UNREADABLE) from exc
+        raise _fail(unreadable) from exc
     try:
         sheet = workbook.worksheets[0] if workbook.worksheets else None
         if sheet is None or not hasattr(sheet, "reset_dimensions"):
-            raise _fail("Le classeur ne contient aucune feuille de données.")
+            raise _fail(NO_SHEET)
         sheet.reset_dimensions()  # the declared dimension may lie: read what is there
         return _read_rows(sheet.iter_rows(), expected_headers, max_rows)
     except ExcelError:
         raise
     except Exception as exc:
-        raise _fail(UNREADABLE) from exc
+        raise _fail(unreadable) from exc
     finally:
         workbook.close()
+
+
+@dataclass(frozen=True)
+class _XlsCell:
+    value: Any
+
+
+def _xls_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return datetime.fromisoformat(value["dt"]) if "dt" in value else date.fromisoformat(value["d"])
+    return value
+
+
+def _xls_rows(data: bytes, max_rows: int) -> list[list[_XlsCell]]:
+    """The first worksheet of an .xls, parsed in a child process capped in memory and time (`core.excel_xls`),
+    as rows of cells from A1 (calamine starts at the first filled cell: rows and columns are put back)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p),
+           "RUST_BACKTRACE": "0"}
+    try:
+        child = subprocess.run([sys.executable, "-m", "core.excel_xls", str(max_rows)], input=data,
+                               capture_output=True, timeout=XLS_TIMEOUT_SECONDS, env=env, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise _fail(TOO_VOLUMINOUS) from exc
+    if child.returncode == excel_xls.UNREADABLE:
+        raise _fail(XLS_UNREADABLE)
+    if child.returncode == excel_xls.NO_SHEET:
+        raise _fail(NO_SHEET)
+    if child.returncode != 0:  # killed by its memory or CPU limit, or its output cap
+        raise _fail(TOO_VOLUMINOUS)
+    parsed = json.loads(child.stdout)
+    first_row, first_column = parsed["start"]
+    rows: list[list[_XlsCell]] = [[] for _ in range(first_row)]
+    padding = [_XlsCell(None)] * first_column
+    rows.extend([*padding, *(_XlsCell(_xls_value(v)) for v in raw)] for raw in parsed["rows"])
+    return rows
 
 
 def _read_rows(rows: Iterable[Sequence[Any]], expected: list[str], max_rows: int) -> list[ExcelRow]:
@@ -277,10 +346,20 @@ def _out_cell(sheet: Any, value: Any) -> Any:
     return value
 
 
-def write_xlsx(headers: list[str], rows: Iterable[Sequence[object]], *, sheet_title: str) -> bytes:
-    """A one-sheet workbook, streamed row by row (write-only mode); bold headers, text never a formula."""
+def write_xlsx(headers: list[str], rows: Iterable[Sequence[object]], *, sheet_title: str,
+               extra_sheets: Sequence[tuple[str, list[str], Iterable[Sequence[object]]]] = ()) -> bytes:
+    """A workbook streamed row by row (write-only mode); bold headers, text never a formula. The data is on the
+    first sheet (the one imports read); `extra_sheets` (title, headers, rows) follow it, e.g. reference lists."""
     workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(title=re.sub(r"[\\/*?:\[\]]", " ", sheet_title)[:31] or "Feuille1")
+    for title, sheet_headers, sheet_rows in [(sheet_title, headers, rows), *extra_sheets]:
+        _write_sheet(workbook, title, sheet_headers, sheet_rows)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def _write_sheet(workbook: Workbook, title: str, headers: list[str], rows: Iterable[Sequence[object]]) -> None:
+    sheet = workbook.create_sheet(title=re.sub(r"[\\/*?:\[\]]", " ", title)[:31] or "Feuille1")
     for i, header in enumerate(headers, start=1):
         sheet.column_dimensions[get_column_letter(i)].width = max(12, len(header) + 4)
     sheet.freeze_panes = "A2"
@@ -294,6 +373,3 @@ def write_xlsx(headers: list[str], rows: Iterable[Sequence[object]], *, sheet_ti
     sheet.append(header_cells)
     for row in rows:
         sheet.append([_out_cell(sheet, value) for value in row])
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()

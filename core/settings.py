@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     signal_retention_days: int = 30
     # Removals: remind the deposer of a mandate still "Prévenu" after this many days.
     removal_reminder_days: int = 3
+    # Removals: the operator's logistics contact, given in the «Signaler une dépose» warning (e.g. a phone number and
+    # an address); empty: the warning names no contact (`make run` shows a demonstration one).
+    removal_logistics_contact: str = ""
 
     @model_validator(mode="after")
     def _secrets_required_outside_dev(self) -> "Settings":

@@ -6,7 +6,7 @@ import re
 
 import httpx
 import openpyxl
-from sqlalchemy import select
+from sqlalchemy import select, update
 from temporalio.client import Client
 
 from activities.removals import RemovalActivities
@@ -252,15 +252,24 @@ async def _engine_has(client: Client, workflow_id: str, status: str) -> bool:
 async def test_a_click_before_the_launcher_reaches_the_vehicle_starts_its_workflow(
         removals_http: httpx.AsyncClient, dev_worker: Client, sink: SmtpSink) -> None:
     """The deposers' mails leave before thousands of mandate workflows are started: an early click starts its own
-    (same deterministic id, so the launcher later finds it running) and is applied."""
+    (same deterministic id, so the launcher later finds it running) and is applied. A click that comes after the
+    server accepted the mail but before the launcher recorded «Prévenu» finds it Prévenu."""
     requester, a = make_requester(1), make_deposer()
     request_id, number = create_request(requester, [line(requester, requester.vins[0], a)])
     RemovalActivities(get_settings(), dev_worker).notify_removal_deposers(request_id)  # mails written, no workflow
+    key = f"removal-notify-{request_id}-deposer-{a.id}"
     with session_scope() as session:
-        body = session.scalars(select(OutboxMessage.text_body).where(
-            OutboxMessage.key == f"removal-notify-{request_id}-deposer-{a.id}")).one()
+        body = session.scalars(select(OutboxMessage.text_body).where(OutboxMessage.key == key)).one()
     accept = re.search(r"Accepter : (http://\S+)", body)
     assert accept
+    not_sent = await removals_http.get(accept.group(1))  # the mail is not sent: the mandate is still Nouvelle
+    assert not_sent.status_code == 409 and "n'a pas encore été transmise au mandataire" in text(not_sent)
+    assert _status(requester.vins[0]) == "nouvelle"
+    with session_scope() as session:  # the server accepts it; the launcher has not recorded it yet
+        session.execute(update(OutboxMessage).where(OutboxMessage.key == key).values(status="sent"))
+    page = await removals_http.get(accept.group(1))
+    assert page.status_code == 200 and "Accepter la demande" in text(page)
+    assert _status(requester.vins[0]) == "prevenu"
     done = await removals_http.post(accept.group(1))
     assert done.status_code == 200 and "« Acceptée »" in text(done)
     workflow_id = f"removal-{number}-vin-{requester.vins[0]}"

@@ -19,7 +19,7 @@ from core.models import OutboxMessage, WorkflowSignal
 from core.settings import get_settings
 from core.signals import SignalRelay
 from services.removals.models import Mandate, TrackedVehicle
-from services.removals.service import process
+from services.removals.service import listings, process
 from services.removals.service.process import PARIS, TransitionRefused
 from services.removals.service.rules import STATUS_LABELS, MandateAction
 from tests.support.removals import (
@@ -116,7 +116,11 @@ async def test_one_mail_per_deposer_then_accept_and_removal_close_the_subscripti
     assert all(set(urls) == {"accepter", "refuser", "signaler"} for urls in links_of(to_a).by_vin.values())
     [received] = sink.to(f"suivi@{requester.slug}.example")
     assert subject(received) == f"Prise en compte de votre demande de dépose #{number}"
+    assert f"{a.name} ({a.code}) : 2 véhicule(s)" in body_text(received)
+    assert "n'a pas pu être envoyé" not in body_text(received)
     assert all(_status(vin) == "prevenu" for vin in requester.vins)
+    with session_scope() as session:  # Prévenu once the server accepted the mail, and when
+        assert None not in session.scalars(select(Mandate.notified_at).where(Mandate.vin.in_(requester.vins))).all()
 
     vin = requester.vins[0]
     handle = _handle(client, number, vin)
@@ -289,3 +293,32 @@ async def test_temporal_unreachable_delays_the_signal_and_loses_nothing(
     assert await handle.query(RemovalWorkflow.current_status) == "acceptee"
     await eventually(lambda: any(subject(m) == f"Acceptation de votre demande de dépose {vin}"
                                  for m in sink.to(f"suivi@{requester.slug}.example")))
+
+
+async def test_a_mail_the_server_refuses_leaves_its_vehicles_nouvelle(
+        time_worker: tuple[Client, str, str], time_env: WorkflowEnvironment, sink: SmtpSink, time_relay: SignalRelay,
+        launch: Callable[..., Awaitable[Launched]]) -> None:
+    """«Prévenu» means the deposer's mail was accepted by the SMTP server: refused (5xx), its vehicles stay
+    «Nouvelle», hidden from the deposer; the requester is told which mail failed and may cancel them (the
+    deposer, never told, gets no cancellation)."""
+    sink.scripted_replies.append("550 5.1.1 Adresse inconnue")
+    requester, a, _b, request_id, number = await launch(2, 2)  # one deposer: its mail is the first DATA
+    assert sink.to(a.email) == []
+    assert [_status(vin) for vin in requester.vins] == ["nouvelle", "nouvelle"]
+    [received] = sink.to(f"suivi@{requester.slug}.example")
+    assert "Le mail de la demande n'a pas pu être envoyé aux mandataires suivants" in body_text(received)
+    assert f"{a.name} ({a.code}) : 2 véhicule(s) ; réponse du serveur : 550" in body_text(received)
+    with session_scope() as session:
+        assert listings.deposer_mandates(session, deposer_id=a.id).total == 0  # not shown to the deposer
+        [untold] = listings.untold_deposers(session, organisation_id=requester.id, request_id=request_id)
+        assert (untold.name, untold.vehicles, untold.state) == (a.name, 2, "ko") and "550" in untold.reply
+    with pytest.raises(TransitionRefused) as early:
+        await _act(time_relay, requester.vins[0], "accept", MandateAction(by="Test"))
+    assert "n'a pas encore été transmise au mandataire" in early.value.message
+    assert await _act(time_relay, requester.vins[0], "cancel", MandateAction(by="Test")) == "Annulée"
+    assert await _handle(time_worker[0], number, requester.vins[0]).result() == "annulee"
+    await eventually(lambda: any(subject(m) == f"Annulation de votre demande de dépose {requester.vins[0]}"
+                                 for m in sink.to(f"suivi@{requester.slug}.example")))
+    assert sink.to(a.email) == []
+    with session_scope() as session:
+        assert listings.deposer_mandates(session, deposer_id=a.id).total == 0  # cancelled before it was told

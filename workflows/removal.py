@@ -1,12 +1,12 @@
 """Removals: one workflow per vehicle mandate, and the request's launcher that notifies deposers and starts them.
 
-A mandate is Prévenu once its deposer got the request's mail; then Acceptée, Refusée (with a reason),
-Effectuée ("Signaler la dépose") or Annulée (by the requester). Every channel decides a transition against the
-read model under a row lock and records it in one transaction (`services.removals.service.process`, with the
-rules of `services.removals.service.rules`), so an invalid one is refused at once and changes nothing; the
-workflow is then told by the `recorded` signal, writes and sends the mails of the change, and runs what follows
-("dépose informatique"). Timers: a reminder to the deposer while still Prévenu, an alert to the requester if not
-Effectuée by the desired date.
+A mandate is Nouvelle until the SMTP server accepted its deposer's mail of the request, then Prévenu; then
+Acceptée, Refusée (with a reason), Effectuée ("Signaler la dépose") or Annulée (by the requester). Every channel
+decides a transition against the read model under a row lock and records it in one transaction
+(`services.removals.service.process`, with the rules of `services.removals.service.rules`), so an invalid one is
+refused at once and changes nothing; the workflow is then told by the `recorded` signal, writes and sends the
+mails of the change, and runs what follows ("dépose informatique"). Timers: a reminder to the deposer while still
+Prévenu, an alert to the requester if not Effectuée by the desired date.
 """
 
 import asyncio
@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 from workflows.common import DB_RETRY, send_mail
 from workflows.data.removals import (
@@ -24,6 +25,8 @@ from workflows.data.removals import (
     REMOVAL_REQUEST,
     STATUS_RANK,
     TERMINAL,
+    DeposerNotice,
+    NotifiedDeposer,
     Recorded,
     RemovalInput,
     RequestInput,
@@ -74,7 +77,7 @@ class RemovalWorkflow:
             await self._send_pending(inp)
             if self.status in TERMINAL:
                 break
-            deadlines = [inp.alert_at] if not timers.alerted else []
+            deadlines = [inp.alert_at] if inp.alert_at is not None and not timers.alerted else []
             if not timers.reminded:
                 deadlines.append(timers.reminder_at)
             # Always a timeout (never None): a year when no timer is left, then look again.
@@ -113,7 +116,7 @@ class RemovalWorkflow:
                 self.outbox.append(await workflow.execute_activity_method(
                     RemovalActivities.remind_removal_deposer, inp.mandate_id, start_to_close_timeout=DB_TIMEOUT,
                     retry_policy=DB_RETRY))
-        if not timers.alerted and now >= inp.alert_at:
+        if inp.alert_at is not None and not timers.alerted and now >= inp.alert_at:
             timers.alerted = True
             if self.status not in TERMINAL:
                 self.outbox.append(await workflow.execute_activity_method(
@@ -137,18 +140,19 @@ class RemovalWorkflow:
 
 @workflow.defn(name=REMOVAL_REQUEST)
 class RemovalRequestWorkflow:
-    """Id `removal-request-{request id}`: one grouped mail per deposer, then the vehicles' workflows."""
+    """Id `removal-request-{request id}`: one grouped mail per deposer (its vehicles Prévenu once the server
+    accepted it), then the vehicles' workflows, then the requester's mail saying who was told."""
 
     @workflow.run
     async def run(self, inp: RequestInput) -> int:
-        outbox_ids = await workflow.execute_activity_method(
+        notices = await workflow.execute_activity_method(
             RemovalActivities.notify_removal_deposers, inp.request_id, start_to_close_timeout=DB_TIMEOUT,
             retry_policy=DB_RETRY)
-        mails = asyncio.gather(*(send_mail(i, inp.mail_task_queue) for i in outbox_ids))
+        told = asyncio.gather(*(self._tell(inp, notice) for notice in notices))
         # The deposers' mails first: thousands of starts would slow them down. A bounded head start, so that an
         # SMTP outage delays no mandate's timers (a click before its workflow exists starts it on demand).
         with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(mails.done, timeout=MAIL_HEAD_START)
+            await workflow.wait_condition(told.done, timeout=MAIL_HEAD_START)
         total, after_id = 0, 0
         while True:
             page = await workflow.execute_activity_method(
@@ -160,5 +164,21 @@ class RemovalRequestWorkflow:
             if page.count < inp.page_size:
                 break
             after_id = page.last_id
-        await mails
+        await told
+        received = await workflow.execute_activity_method(
+            RemovalActivities.notify_removal_requester, inp.request_id, start_to_close_timeout=DB_TIMEOUT,
+            retry_policy=DB_RETRY)
+        await send_mail(received, inp.mail_task_queue)
         return total
+
+    async def _tell(self, inp: RequestInput, notice: DeposerNotice) -> None:
+        """Send one deposer's mail; once the server accepted it, its vehicles are Prévenu. Refused (5xx) or given
+        up after a day of 4xx: they stay Nouvelle, and the requester's mail says so."""
+        try:
+            sent = await send_mail(notice.outbox_id, inp.mail_task_queue)
+        except ActivityError:
+            return
+        if sent.status == "sent":
+            await workflow.execute_activity_method(
+                RemovalActivities.record_removal_notified, NotifiedDeposer(inp.request_id, notice.deposer_id),
+                start_to_close_timeout=DB_TIMEOUT, retry_policy=DB_RETRY)

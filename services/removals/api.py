@@ -41,7 +41,8 @@ DeposerKey = Annotated[ApiKey, Depends(deposer_key)]
 def _out(row: MandateRow) -> MandateOut:
     return MandateOut(id=row.id, request_no=row.request_no, requester=row.requester_name,
                       requester_code=row.requester_code, marque=row.marque, modele=row.modele, vin=row.vin,
-                      subscription_no=row.subscription_no, lieu=row.lieu, desired_date=row.desired_date,
+                      subscription_no=row.subscription_no, declared_location=row.declared_location,
+                      lieu=row.lieu, desired_date=row.desired_date,
                       comment=row.comment, status=row.status, status_label=STATUS_LABELS[row.status],
                       reason=row.reason, removal_date=row.removal_date, box_digits=row.box_digits,
                       technician=row.technician)

@@ -3,6 +3,7 @@ their users (password "relais-demo") and a partner API key for TRAMOSA. Idempote
 
 import random
 
+from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -34,6 +35,9 @@ MODELS = {"BMW": ["SERIE 1", "SERIE 3", "X1"], "RENAULT": ["CLIO V", "MEGANE", "
           "PEUGEOT": ["208", "308", "3008"], "VOLKSWAGEN": ["GOLF", "POLO", "T-ROC"], "AUDI": ["A3", "Q3"]}
 WMI = {"BMW": "WBA", "RENAULT": "VF1", "PEUGEOT": "VF3", "VOLKSWAGEN": "WVW", "AUDI": "WAU"}
 VIN_CHARS = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"  # a VIN never uses I, O or Q
+# «Emplacement déclaré»: installers' codes (as the seed's "Y4B") or words; some vehicles have none.
+LOCATIONS = ["Y4B", "X2A", "Z1C", "Sous le siège conducteur", "Derrière la boîte à gants", "Coffre, près de la roue "
+             "de secours", "Sous le tableau de bord", None]
 
 
 def demo_vin(rng: random.Random, marque: str) -> str:
@@ -50,11 +54,17 @@ def load_removals_demo(session: Session) -> None:
     upsert_api_keys(session, orgs, API_KEYS)
     for slug, _name, _kind, _code, _email, count in ORGANISATIONS:
         rng = random.Random(f"removals-{slug}")
+        places = random.Random(f"removals-{slug}-locations")  # its own draws: the VINs stay the same as before
         rows = []
         for n in range(count):
             marque = rng.choice(sorted(MODELS))
             rows.append({"organisation_id": orgs[slug], "vin": demo_vin(rng, marque), "marque": marque,
                          "modele": rng.choice(MODELS[marque]), "subscription_status": "active",
-                         "subscription_no": f"{140200 + n:06d}C{rng.randint(10, 99)}"})
+                         "subscription_no": f"{140200 + n:06d}C{rng.randint(10, 99)}",
+                         "declared_location": places.choice(LOCATIONS)})
         if rows:
-            session.execute(insert(TrackedVehicle).on_conflict_do_nothing(index_elements=["vin"]), rows)
+            stmt = insert(TrackedVehicle)
+            # An older demo database gets the emplacements too; one edited since keeps its value.
+            session.execute(stmt.on_conflict_do_update(index_elements=["vin"], set_={
+                "declared_location": func.coalesce(TrackedVehicle.declared_location, stmt.excluded.declared_location)}),
+                rows)

@@ -19,7 +19,7 @@ from core.links import ActionLink, LinkAlreadyUsed, LinkError, LinkInvalid, cons
 from core.logging import log
 from core.settings import get_settings
 from core.ui import render_page
-from services.removals.service import process, queries
+from services.removals.service import alerts, process, queries
 from services.removals.service.queries import MandateRow
 from services.removals.service.rules import STATUS_LABELS, MandateAction, form_problem, refusal
 from services.removals.service.tokens import ACCEPT_ALL_PURPOSE, KINDS
@@ -29,7 +29,8 @@ router = APIRouter(include_in_schema=False)
 
 def _page(request: Request, status: int = 200, **ctx: Any) -> HTMLResponse:
     context = {"row": None, "rows": [], "action": None, "button": None, "message": None, "error": False,
-               "errors": {}, "form": {}, "labels": STATUS_LABELS, **ctx}
+               "errors": {}, "form": {}, "labels": STATUS_LABELS,
+               "logistics": alerts.logistics_contact(get_settings()), **ctx}
     response = render_page(request, "link_form.html", status, **context)
     response.headers.update(LINK_HEADERS)
     return response
@@ -44,7 +45,9 @@ def _load(link: ActionLink) -> MandateRow:
     with session_scope() as session:
         if is_used(session, link):
             raise LinkAlreadyUsed
-        row = queries.by_id(session, int(link.subject.removeprefix("mandate-")))
+        mandate_id = int(link.subject.removeprefix("mandate-"))
+        process.catch_up_notified(session, mandate_id)  # the mail is here: it was sent, whatever the launcher says
+        row = queries.by_id(session, mandate_id)
     if row is None:
         raise LinkInvalid
     return row
@@ -102,7 +105,9 @@ def _accept_all(token: str) -> list[MandateRow]:
 def _waiting(session: Session, link: ActionLink) -> list[MandateRow]:
     """The vehicles of the link's request and deposer still waiting for an answer ("Prévenu")."""
     request_part, _, deposer_part = link.subject.removeprefix("request-").partition("-deposer-")
-    return queries.of_request(session, int(request_part), deposer_id=int(deposer_part), statuses=("prevenu",))
+    request_id, deposer_id = int(request_part), int(deposer_part)
+    process.mark_notified(session, request_id=request_id, deposer_id=deposer_id)  # see `catch_up_notified`
+    return queries.of_request(session, request_id, deposer_id=deposer_id, statuses=("prevenu",))
 
 
 def _still_waiting(link: ActionLink) -> list[MandateRow]:

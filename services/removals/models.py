@@ -7,7 +7,19 @@ reached through their account row (distributor code, notification e-mail). One m
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -29,6 +41,8 @@ class Account(Timestamped, Base):
     code: Mapped[str] = mapped_column(String(20), unique=True)
     email: Mapped[str | None] = mapped_column(String(320))
     last_request_no: Mapped[int] = mapped_column(Integer, default=0)
+    # A requester's rule for its files: «Lieu de dépose» and «Date de dépose souhaitée» required (the seed: free).
+    place_date_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class TrackedVehicle(OrgScoped, Timestamped, Base):
@@ -45,6 +59,8 @@ class TrackedVehicle(OrgScoped, Timestamped, Base):
     marque: Mapped[str] = mapped_column(String(80))
     modele: Mapped[str] = mapped_column(String(120))
     subscription_no: Mapped[str] = mapped_column(String(30))
+    # «Emplacement déclaré»: where the box sits in the vehicle, as declared at its installation.
+    declared_location: Mapped[str | None] = mapped_column(String(60))
     subscription_status: Mapped[str] = mapped_column(String(10), default="active")  # active | closed
     # "Dépose informatique": when and with which box the subscription was closed.
     closed_on: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -60,6 +76,8 @@ class RemovalRequest(OrgScoped, Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     number: Mapped[int] = mapped_column(Integer)
     tracking_email: Mapped[str] = mapped_column(String(320))
+    # Other recipients of the requester's alerts, besides the tracking address (as in the seed's example mail).
+    alert_emails: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default=text("'[]'::jsonb"))
     description: Mapped[str | None] = mapped_column(Text)
     created_by_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("core.users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -85,10 +103,14 @@ class Mandate(OrgScoped, Base):
                                             index=True)
     line: Mapped[int] = mapped_column(Integer)  # row of the uploaded file: the order of the recap
     vin: Mapped[str] = mapped_column(String(17), index=True)
-    lieu: Mapped[str] = mapped_column(String(200))
-    desired_date: Mapped[date] = mapped_column(Date)
+    # Free fields in the seed (required only if the requester's account says so: `Account.place_date_required`).
+    lieu: Mapped[str | None] = mapped_column(String(200))
+    desired_date: Mapped[date | None] = mapped_column(Date)
     comment: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(12), default="nouvelle", index=True)
+    # When the SMTP server accepted the deposer's mail of the request (Nouvelle → Prévenu): before that, the
+    # deposer does not see the mandate.
+    notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reason: Mapped[str | None] = mapped_column(Text)  # motif du refus
     removal_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     box_digits: Mapped[str | None] = mapped_column(String(7))

@@ -16,8 +16,9 @@ class MandateOut(BaseModel):
     modele: str
     vin: str
     subscription_no: str = Field(description="N° Abonnement")
-    lieu: str = Field(description="Lieu de dépose")
-    desired_date: date = Field(description="Date souhaitée")
+    declared_location: str | None = Field(None, description="Emplacement déclaré : où se trouve le boîtier")
+    lieu: str | None = Field(description="Lieu de dépose (champ libre)")
+    desired_date: date | None = Field(description="Date souhaitée (champ libre)")
     comment: str | None
     status: str = Field(description="nouvelle | prevenu | acceptee | refusee | effectuee | annulee")
     status_label: str = Field(description="Statut, comme à l'écran : Prévenu, Acceptée…")

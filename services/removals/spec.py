@@ -13,7 +13,8 @@ from workflows.removal import RemovalRequestWorkflow, RemovalWorkflow
 
 def activities(settings: Settings, client: Client) -> list[Callable[..., object]]:
     removals = RemovalActivities(settings, client)
-    return [removals.notify_removal_deposers, removals.start_removal_workflows, removals.queue_removal_mails,
+    return [removals.notify_removal_deposers, removals.record_removal_notified, removals.notify_removal_requester,
+            removals.start_removal_workflows, removals.queue_removal_mails,
             removals.close_removal_subscription, removals.remind_removal_deposer, removals.alert_removal_overdue]
 
 

@@ -17,7 +17,8 @@ STATUS_RANK = {"nouvelle": 0, "prevenu": 1, "acceptee": 2, "refusee": 3, "effect
 class RemovalInput:
     mandate_id: int
     reminder_days: int  # remind the deposer if still Prévenu this many days after the start
-    alert_at: datetime  # the end of the desired date: alert the requester if not Effectuée by then
+    alert_at: datetime | None  # the end of the desired date: alert the requester if not Effectuée by then (none
+    # when the request gave no date)
     mail_task_queue: str
 
 
@@ -33,6 +34,21 @@ class Recorded:
 class StatusMails:
     mandate_id: int
     status: str
+
+
+@dataclass
+class DeposerNotice:
+    """The request's mail to one deposer, written in the outbox: once the server accepts it, the deposer's
+    mandates become Prévenu."""
+
+    deposer_id: int
+    outbox_id: int
+
+
+@dataclass
+class NotifiedDeposer:
+    request_id: int
+    deposer_id: int
 
 
 @dataclass

@@ -42,7 +42,7 @@ class LinkedRow:
 @lru_cache
 def _env() -> Environment:
     env = mail_environment(MAILS, trim_blocks=True, lstrip_blocks=True)
-    env.filters["d"] = lambda v: v.strftime("%d/%m/%Y") if v else "-"
+    env.filters["d"] = lambda v: v.strftime("%d/%m/%Y") if v else "non précisée"  # a free field left empty
     env.filters["dt"] = lambda v: v.astimezone(PARIS).strftime("%d/%m/%Y %H:%M") if v else "-"
     env.globals["labels"] = STATUS_LABELS
     return env
@@ -59,10 +59,21 @@ def _linked(rows: list[MandateRow], settings: Settings) -> list[LinkedRow]:
     return [LinkedRow(r, *mandate_urls(settings, r.id)) for r in rows]
 
 
+def alert_recipients(row: MandateRow) -> list[str]:
+    """Who gets the requester's mails of a request: its tracking address and the other alert recipients."""
+    return list(dict.fromkeys([row.tracking_email, *row.alert_emails]))
+
+
+def notification_key(request_id: int, deposer_id: int) -> str:
+    """The outbox key of a request's mail to a deposer: its mandates are Prévenu once this row is sent."""
+    return f"removal-notify-{request_id}-deposer-{deposer_id}"
+
+
 def deposer_notification(rows: list[MandateRow], settings: Settings, *, reminder: bool = False) -> NewMessage:
     """ONE mail per deposer and request, every vehicle with its links, and "Accepter tout"."""
     first = rows[0]
-    key = f"removal-{'reminder' if reminder else 'notify'}-{first.request_id}-deposer-{first.deposer_id}"
+    key = (f"removal-reminder-{first.request_id}-deposer-{first.deposer_id}" if reminder
+           else notification_key(first.request_id, first.deposer_id))
     subject = (f"Relance : demande de dépose #{first.request_no} de {first.requester_name} en attente de votre "
                f"réponse" if reminder else
                f"Demande de dépose #{first.request_no} de {first.requester_name} : {len(rows)} véhicule(s)")
@@ -72,13 +83,16 @@ def deposer_notification(rows: list[MandateRow], settings: Settings, *, reminder
     return NewMessage(key, [first.deposer_email or ""], subject, text, html)
 
 
-def requester_received(groups: list[list[MandateRow]], settings: Settings) -> NewMessage:
-    """One mail to the tracking address: which deposers were told ("Prévenu"), with how many vehicles."""
-    first = groups[0][0]
+def requester_received(groups: list[list[MandateRow]], settings: Settings,
+                       failed: list[tuple[list[MandateRow], str]] | None = None) -> NewMessage:
+    """One mail to the tracking address, once the deposers' mails are through: which deposers were told
+    ("Prévenu"), with how many vehicles, and those whose mail the server refused (with its reply)."""
+    failed = failed or []
+    first = (groups or [g for g, _ in failed])[0][0]
     subject = f"Prise en compte de votre demande de dépose #{first.request_no}"
-    text, html = _render("requester_received", subject, first=first, groups=groups,
+    text, html = _render("requester_received", subject, first=first, groups=groups, failed=failed,
                          url=f"{settings.removals_url.rstrip('/')}/demandes/{first.request_no}")
-    return NewMessage(f"removal-request-{first.request_id}-prevenu", [first.tracking_email], subject, text, html)
+    return NewMessage(f"removal-request-{first.request_id}-prevenu", alert_recipients(first), subject, text, html)
 
 
 def requester_alert(row: MandateRow, status: str, settings: Settings) -> NewMessage:
@@ -86,7 +100,7 @@ def requester_alert(row: MandateRow, status: str, settings: Settings) -> NewMess
     subject = subject_format.format(vin=row.vin)
     text, html = _render("requester_alert", subject, row=row, status=status, verb=verb,
                          url=f"{settings.removals_url.rstrip('/')}/demandes/{row.request_no}")
-    return NewMessage(f"removal-{row.id}-{status}", [row.tracking_email], subject, text, html)
+    return NewMessage(f"removal-{row.id}-{status}", alert_recipients(row), subject, text, html)
 
 
 def deposer_cancelled(row: MandateRow) -> NewMessage:
@@ -100,5 +114,6 @@ def requester_overdue(rows: list[MandateRow], settings: Settings) -> NewMessage:
     subject = f"Dépose non effectuée à la date souhaitée : demande #{first.request_no}"
     text, html = _render("requester_overdue", subject, first=first, rows=rows,
                          url=f"{settings.removals_url.rstrip('/')}/demandes/{first.request_no}")
-    return NewMessage(f"removal-overdue-{first.request_id}-{first.desired_date.isoformat()}", [first.tracking_email],
-                      subject, text, html)
+    assert first.desired_date is not None  # no date, no alert
+    return NewMessage(f"removal-overdue-{first.request_id}-{first.desired_date.isoformat()}",
+                      alert_recipients(first), subject, text, html)

@@ -7,18 +7,19 @@ French message (`TransitionRefused`, nothing changed), and the answer never wait
 
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import String, cast, exists, select, update
 from sqlalchemy.orm import Session
 
 from core.db import table, utcnow
 from core.logging import log
-from core.models import Organisation, User
+from core.models import Organisation, OutboxMessage, User
 from core.settings import Settings
 from core.signals import queue_signal, queue_start
 from core.temporal import StartSpec, start_spec
 from services.removals.models import Mandate, RemovalRequest
-from services.removals.service import queries
+from services.removals.service import mails, queries
 from services.removals.service.queries import PARIS, MandateRow
 from services.removals.service.rules import STATUS_LABELS, TRANSITIONS, MandateAction, form_problem, refusal
 from workflows.data.removals import (
@@ -60,7 +61,7 @@ def mandate_input(row: MandateRow, settings: Settings, *, mail_task_queue: str |
     """The workflow's input, from the read model only: whoever starts it (the launcher, or the relay for a click that
     came first) gives the same timers."""
     return RemovalInput(mandate_id=row.id, reminder_days=settings.removal_reminder_days,
-                        alert_at=end_of_day(row.desired_date),
+                        alert_at=end_of_day(row.desired_date) if row.desired_date else None,
                         mail_task_queue=mail_task_queue or settings.mail_task_queue)
 
 
@@ -111,8 +112,10 @@ def record_action(session: Session, settings: Settings, mandate_id: int, action:
         values.update(removal_date=payload.removal_date, box_digits=payload.box_digits.strip(),
                       technician=payload.technician.strip())
     mandates = table(Mandate)
-    changed = session.execute(update(mandates).where(mandates.c.id == mandate_id, mandates.c.status.in_(sources))
-                              .values(**values).returning(mandates.c.id)).first()
+    move = update(mandates).where(mandates.c.id == mandate_id, mandates.c.status.in_(sources)).values(**values)
+    changed = session.execute(move.returning(mandates.c.id)).first()
+    if changed is None and "nouvelle" not in sources and catch_up_notified(session, mandate_id):
+        changed = session.execute(move.returning(mandates.c.id)).first()
     if changed is None:
         current = session.scalar(select(Mandate.status).where(Mandate.id == mandate_id))
         raise TransitionRefused(refusal(action, current or "nouvelle") or REFUSED_CLOSED)
@@ -124,6 +127,42 @@ def record_action(session: Session, settings: Settings, mandate_id: int, action:
                  payload=Recorded(target, STATUS_LABELS[target]), task_queue=start.task_queue, start=start)
     log.info("removal.recorded", mandate_id=mandate_id, action=action, status=target, by=payload.by)
     return row
+
+
+def _notification_sent(mandates: Any) -> Any:
+    """SQL: the request's mail to the mandate's deposer was accepted by the SMTP server."""
+    return exists().where(OutboxMessage.key == "removal-notify-" + cast(mandates.c.request_id, String)
+                          + "-deposer-" + cast(mandates.c.deposer_id, String), OutboxMessage.status == "sent")
+
+
+def mark_notified(session: Session, *, request_id: int, deposer_id: int) -> int:
+    """Nouvelle → Prévenu for a deposer's mandates of a request, once the server accepted its mail (checked here
+    against the outbox, not taken on trust). Returns how many changed; idempotent."""
+    mandates = table(Mandate)
+    changed = session.execute(update(mandates).where(
+        mandates.c.request_id == request_id, mandates.c.deposer_id == deposer_id, mandates.c.status == "nouvelle",
+        _notification_sent(mandates)).values(status="prevenu", notified_at=utcnow()).returning(mandates.c.id))
+    return len(changed.all())
+
+
+def catch_up_notified(session: Session, mandate_id: int) -> bool:
+    """A click can come between the server's acceptance of the mail and `mark_notified`: then Prévenu first
+    (a fact already true, so a link's GET page may record it too). True if it changed."""
+    mandates = table(Mandate)
+    return session.execute(update(mandates).where(
+        mandates.c.id == mandate_id, mandates.c.status == "nouvelle", _notification_sent(mandates))
+        .values(status="prevenu", notified_at=utcnow()).returning(mandates.c.id)).first() is not None
+
+
+def notification_states(session: Session, *, request_id: int) -> dict[int, tuple[str, str]]:
+    """The request's mail to each deposer: deposer id → (outbox status, last SMTP reply)."""
+    deposer_ids = session.scalars(select(Mandate.deposer_id).where(Mandate.request_id == request_id).distinct())
+    keys = {mails.notification_key(request_id, d): d for d in deposer_ids}
+    if not keys:
+        return {}
+    found = session.execute(select(OutboxMessage.key, OutboxMessage.status, OutboxMessage.last_reply)
+                            .where(OutboxMessage.key.in_(keys)))
+    return {keys[key]: (status, reply or "") for key, status, reply in found}
 
 
 def now_utc() -> datetime:

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from core.db import scoped
@@ -33,19 +33,22 @@ class MandateRow:
     request_no: int
     request_created_at: datetime
     tracking_email: str
+    alert_emails: list[str]
     status: str
     vin: str
     marque: str
     modele: str
     subscription_no: str
-    lieu: str
-    desired_date: date
+    declared_location: str | None
+    lieu: str | None
+    desired_date: date | None
     comment: str | None
     reason: str | None
     removal_date: datetime | None
     box_digits: str | None
     technician: str | None
     workflow_id: str
+    updated_at: datetime
     requester_name: str
     requester_slug: str
     requester_code: str | None
@@ -57,9 +60,11 @@ class MandateRow:
 COLUMNS: tuple[Any, ...] = (
     Mandate.id, Mandate.organisation_id, Mandate.deposer_id, Mandate.request_id,
     RemovalRequest.number.label("request_no"), RemovalRequest.created_at.label("request_created_at"),
-    RemovalRequest.tracking_email, Mandate.status, Mandate.vin, TrackedVehicle.marque, TrackedVehicle.modele,
-    TrackedVehicle.subscription_no, Mandate.lieu, Mandate.desired_date, Mandate.comment, Mandate.reason,
-    Mandate.removal_date, Mandate.box_digits, Mandate.technician, Mandate.workflow_id,
+    RemovalRequest.tracking_email, RemovalRequest.alert_emails, Mandate.status, Mandate.vin, TrackedVehicle.marque,
+    TrackedVehicle.modele,
+    TrackedVehicle.subscription_no, TrackedVehicle.declared_location, Mandate.lieu, Mandate.desired_date,
+    Mandate.comment, Mandate.reason,
+    Mandate.removal_date, Mandate.box_digits, Mandate.technician, Mandate.workflow_id, Mandate.updated_at,
     RequesterOrg.name.label("requester_name"), RequesterOrg.slug.label("requester_slug"),
     RequesterAccount.code.label("requester_code"), DeposerOrg.name.label("deposer_name"),
     DeposerAccount.code.label("deposer_code"), DeposerAccount.email.label("deposer_email"),
@@ -67,8 +72,10 @@ COLUMNS: tuple[Any, ...] = (
 
 
 def addressed_to(deposer_id: int) -> Select[Mandate]:
-    """The only way to select a deposer's mandates: never another deposer's."""
-    return select(Mandate).where(Mandate.deposer_id == deposer_id)
+    """The only way to select a deposer's mandates: never another deposer's, and only those it was told of (not
+    Nouvelle, whose mail the server has not accepted yet, nor one cancelled before its mail was sent)."""
+    return select(Mandate).where(Mandate.deposer_id == deposer_id, Mandate.status != "nouvelle",
+                                 or_(Mandate.status != "annulee", Mandate.notified_at.is_not(None)))
 
 
 def with_details(base: Select[Any]) -> Select[Any]:

@@ -15,7 +15,8 @@ TRANSITIONS = {
     "accept": (frozenset({"prevenu"}), "acceptee"),
     "refuse": (frozenset({"prevenu", "acceptee"}), "refusee"),
     "confirm": (frozenset({"prevenu", "acceptee"}), "effectuee"),
-    "cancel": (frozenset({"prevenu", "acceptee"}), "annulee"),
+    # Nouvelle too: a vehicle whose deposer's mail was refused by the server would stay blocked otherwise.
+    "cancel": (frozenset({"nouvelle", "prevenu", "acceptee"}), "annulee"),
 }
 ACTION_VERBS = {"accept": "acceptée", "refuse": "refusée", "confirm": "signalée comme effectuée",
                 "cancel": "annulée"}

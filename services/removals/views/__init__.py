@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from services.removals.views import deposer, home, requester
+from services.removals.views import deposer, home, requester, tracking
 
 router = APIRouter()
-for module in (home, requester, deposer):
+for module in (home, requester, tracking, deposer):
     router.include_router(module.router)

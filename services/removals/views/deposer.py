@@ -10,7 +10,7 @@ from core.auth import DbSession
 from core.models import User
 from core.settings import get_settings
 from core.ui import flash, render_page
-from services.removals.service import listings, process, queries
+from services.removals.service import alerts, listings, process, queries
 from services.removals.service.queries import MandateRow, addressed_to
 from services.removals.service.rules import STATUS_LABELS, allowed_actions, form_problem, refusal
 from services.removals.views.roles import Deposer, DeposerAgent
@@ -28,18 +28,23 @@ def _mandate(session: DbSession, user: User, mandate_id: int) -> MandateRow:
 
 @router.get("/deposes", response_class=HTMLResponse)
 def mandates(request: Request, user: Deposer, session: DbSession, q: str = "", statut: str = "",
-             page: int = 1) -> HTMLResponse:
-    result = listings.deposer_mandates(session, deposer_id=user.organisation_id, q=q, statut=statut, page=page)
+             demandeur: str = "", page: int = 1) -> HTMLResponse:
+    requesters = listings.deposer_requesters(session, deposer_id=user.organisation_id)
+    requester_id = next((i for i, _name in requesters if str(i) == demandeur), None)  # another value: no filter
+    result = listings.deposer_mandates(session, deposer_id=user.organisation_id, q=q, statut=statut,
+                                       requester_id=requester_id, page=page)
     counts = listings.status_counts(session, addressed_to(user.organisation_id))
     return render_page(request, "deposer_list.html", user=user, page=result, q=q, statut=statut, labels=STATUS_LABELS,
-                       counts=counts)
+                       counts=counts, requesters=requesters, demandeur=str(requester_id or ""),
+                       has_requests=bool(requesters))
 
 
 def _mandate_page(request: Request, user: User, row: MandateRow, *, status: int = 200, message: str | None = None,
                   form: dict[str, str] | None = None, template: str = "deposer_mandate.html") -> HTMLResponse:
     defaults = {"removal_date": process.now_paris().strftime("%d/%m/%Y %H:%M")}
     return render_page(request, template, status, user=user, row=row, labels=STATUS_LABELS,
-                       actions=allowed_actions(row.status), message=message, form=defaults | (form or {}))
+                       actions=allowed_actions(row.status), message=message, form=defaults | (form or {}),
+                       logistics=alerts.logistics_contact(get_settings()))
 
 
 @router.get("/deposes/{mandate_id}", response_class=HTMLResponse)

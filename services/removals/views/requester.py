@@ -4,6 +4,7 @@ request's detail with per-vehicle cancel and its XLSX export, and the equipped v
 from datetime import datetime
 from functools import partial
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -15,7 +16,7 @@ from core.models import User
 from core.settings import get_settings
 from core.ui import Page, flash, render_page
 from services.removals.models import RemovalRequest
-from services.removals.service import listings, process, queries, upload
+from services.removals.service import alerts, listings, process, queries, upload, vehicles
 from services.removals.service.rules import STATUS_LABELS, MandateAction, allowed_actions
 from services.removals.views.roles import Requester, RequesterManager
 
@@ -37,24 +38,31 @@ def _request(session: DbSession, user: User, number: int) -> RemovalRequest:
     return found
 
 
-def _new_page(request: Request, user: User, *, issues: list[ExcelIssue] | None = None, status: int = 200,
-              tracking_email: str = "", description: str = "", errors: dict[str, str] | None = None) -> HTMLResponse:
+def _new_page(request: Request, user: User, session: DbSession, *, issues: list[ExcelIssue] | None = None,
+              status: int = 200, tracking_email: str = "", description: str = "",
+              errors: dict[str, str] | None = None) -> HTMLResponse:
     issues = issues or []
-    return render_page(request, "request_new.html", status, user=user, headers=upload.HEADERS,
+    deposers = upload.main_deposers(session, organisation_id=user.organisation_id)
+    required = upload.place_date_required(session, organisation_id=user.organisation_id)
+    return render_page(request, "request_new.html", status, user=user, headers=upload.HEADERS, deposers=deposers,
+                       place_date_required=required,
                        issues=issues[:MAX_SHOWN_ISSUES], hidden=max(0, len(issues) - MAX_SHOWN_ISSUES),
                        tracking_email=tracking_email or user.email, description=description, errors=errors or {})
 
 
 @router.get("/demandes/nouvelle", response_class=HTMLResponse)
-def new_request(request: Request, user: Requester) -> HTMLResponse:
-    return _new_page(request, user)
+def new_request(request: Request, user: Requester, session: DbSession) -> HTMLResponse:
+    return _new_page(request, user, session)
 
 
 @router.get("/demandes/modele.xlsx")
 def model_file(user: Requester, session: DbSession) -> Response:
-    """The expected file, with two example lines taken from the requester's own vehicles when it has some."""
+    """The expected file, with two example lines taken from the requester's own vehicles when it has some, and the
+    requester's main deposers on a second sheet (only the first one is read back)."""
     examples = upload.example_lines(session, organisation_id=user.organisation_id, today=_today().date())
-    content = write_xlsx(upload.HEADERS, examples, sheet_title="Demande de dépose")
+    deposers = upload.main_deposers(session, organisation_id=user.organisation_id)
+    content = write_xlsx(upload.HEADERS, examples, sheet_title="Demande de dépose",
+                         extra_sheets=[("Vos principaux déposeurs", upload.DEPOSER_HEADERS, deposers)])
     return Response(content, media_type=XLSX,
                     headers={"Content-Disposition": 'attachment; filename="modele-demande-de-depose.xlsx"'})
 
@@ -63,11 +71,12 @@ def model_file(user: Requester, session: DbSession) -> Response:
 def upload_file(request: Request, user: RequesterManager, session: DbSession,
                 fichier: Annotated[UploadFile | None, File()] = None, tracking_email: Annotated[str, Form()] = "",
                 description: Annotated[str, Form()] = "") -> Response:
-    page = partial(_new_page, request, user, tracking_email=tracking_email, description=description)
+    page = partial(_new_page, request, user, session, tracking_email=tracking_email, description=description)
     if not upload.valid_email(tracking_email):
         return page(status=422, errors={"tracking_email": "Indiquez une adresse e-mail de suivi valide."})
     if fichier is None or not fichier.filename:
-        return page(status=422, issues=[ExcelIssue(None, None, "Choisissez un fichier Excel (.xlsx) à charger.")])
+        return page(status=422, issues=[ExcelIssue(None, None, "Choisissez un fichier Excel (.xls ou .xlsx) à "
+                                                               "charger.")])
     data = fichier.file.read(MAX_UPLOAD + 1)
     try:
         lines = upload.check_upload(session, organisation_id=user.organisation_id, data=data, today=_today().date())
@@ -101,7 +110,7 @@ def confirm(request: Request, upload_id: str, user: RequesterManager, session: D
         raise HTTPException(404, "Ce fichier n'existe pas ou a expiré : chargez-le de nouveau.") from exc
     except upload.UploadRefused as exc:
         session.rollback()
-        return _new_page(request, user, issues=exc.issues, status=409)
+        return _new_page(request, user, session, issues=exc.issues, status=409)
     session.commit()
     log.info("removals.request_confirmed", number=created.number, new=is_new)
     return RedirectResponse(f"/demandes/{created.number}/enregistree", status_code=303)
@@ -118,14 +127,40 @@ def requests(request: Request, user: Requester, session: DbSession, q: str = "",
     return render_page(request, "requests.html", user=user, page=result, q=q)
 
 
+def _detail_page(request: Request, user: User, session: DbSession, removal_request: RemovalRequest, *,
+                 q: str = "", statut: str = "", page: int = 1, status: int = 200,
+                 errors: dict[str, str] | None = None, form: dict[str, str] | None = None) -> HTMLResponse:
+    result = listings.request_mandates(session, organisation_id=user.organisation_id, request_id=removal_request.id,
+                                       q=q, statut=statut, page=page)
+    untold = listings.untold_deposers(session, organisation_id=user.organisation_id, request_id=removal_request.id)
+    form = form or {"tracking_email": removal_request.tracking_email,
+                    "alert_emails": "\n".join(removal_request.alert_emails)}
+    return render_page(request, "request_detail.html", status, user=user, removal_request=removal_request,
+                       page=result, q=q, statut=statut, labels=STATUS_LABELS, allowed=allowed_actions, untold=untold,
+                       errors=errors or {}, form=form)
+
+
 @router.get("/demandes/{number}", response_class=HTMLResponse)
 def detail(request: Request, number: int, user: Requester, session: DbSession, q: str = "", statut: str = "",
            page: int = 1) -> HTMLResponse:
+    return _detail_page(request, user, session, _request(session, user, number), q=q, statut=statut, page=page)
+
+
+@router.post("/demandes/{number}/alertes", response_class=HTMLResponse)
+def edit_recipients(request: Request, number: int, user: RequesterManager, session: DbSession,
+                    tracking_email: Annotated[str, Form()] = "", alert_emails: Annotated[str, Form()] = "") -> Response:
+    """«Destinataires des alertes»: the tracking address and the others, for the request's next mails."""
     removal_request = _request(session, user, number)
-    result = listings.request_mandates(session, organisation_id=user.organisation_id, request_id=removal_request.id,
-                                       q=q, statut=statut, page=page)
-    return render_page(request, "request_detail.html", user=user, removal_request=removal_request, page=result, q=q,
-                       statut=statut, labels=STATUS_LABELS, allowed=allowed_actions)
+    try:
+        alerts.set_recipients(removal_request, tracking_email=tracking_email, others=alert_emails)
+    except alerts.RecipientsRefused as exc:
+        session.rollback()
+        return _detail_page(request, user, session, _request(session, user, number), status=422,
+                            errors={exc.field: exc.message},
+                            form={"tracking_email": tracking_email, "alert_emails": alert_emails})
+    count = 1 + len(removal_request.alert_emails)
+    flash(request, f"Destinataires des alertes de la demande #{number} enregistrés : {count} adresse(s).")
+    return RedirectResponse(f"/demandes/{number}", status_code=303)
 
 
 @router.get("/demandes/{number}/export.xlsx")
@@ -152,7 +187,58 @@ def cancel(request: Request, number: int, mandate_id: int, user: RequesterManage
     return RedirectResponse(f"/demandes/{number}", status_code=303)
 
 
-@router.get("/vehicules", response_class=HTMLResponse)
-def vehicles(request: Request, user: Requester, session: DbSession, q: str = "", page: int = 1) -> HTMLResponse:
+def _vehicles_page(request: Request, user: User, session: DbSession, *, q: str = "", page: int = 1,
+                   status: int = 200, issues: list[ExcelIssue] | None = None) -> HTMLResponse:
     result = listings.vehicles_page(session, organisation_id=user.organisation_id, q=q, page=page)
-    return render_page(request, "vehicles.html", user=user, page=result, q=q)
+    issues = issues or []
+    return render_page(request, "vehicles.html", status, user=user, page=result, q=q,
+                       issues=issues[:MAX_SHOWN_ISSUES], hidden=max(0, len(issues) - MAX_SHOWN_ISSUES),
+                       headers=vehicles.LOCATION_HEADERS)
+
+
+@router.get("/vehicules", response_class=HTMLResponse)
+def vehicle_list(request: Request, user: Requester, session: DbSession, q: str = "", page: int = 1) -> HTMLResponse:
+    return _vehicles_page(request, user, session, q=q, page=page)
+
+
+@router.post("/vehicules/{vehicle_id}/emplacement")
+def edit_location(request: Request, vehicle_id: int, user: RequesterManager, session: DbSession,
+                  declared_location: Annotated[str, Form()] = "", q: Annotated[str, Form()] = "") -> RedirectResponse:
+    """«Emplacement déclaré» of one vehicle, edited in the list."""
+    try:
+        vehicle = vehicles.set_location(session, organisation_id=user.organisation_id, vehicle_id=vehicle_id,
+                                        location=declared_location)
+    except LookupError as exc:
+        raise HTTPException(404, "Ce véhicule n'existe pas.") from exc
+    except ValueError as exc:
+        session.rollback()
+        flash(request, str(exc), "error")
+        return RedirectResponse(f"/vehicules?q={quote(q)}", status_code=303)
+    flash(request, f"Emplacement déclaré du véhicule {vehicle.vin} : {vehicle.declared_location or 'non renseigné'}.")
+    return RedirectResponse(f"/vehicules?q={quote(q)}", status_code=303)
+
+
+@router.get("/vehicules/modele-emplacements.xlsx")
+def locations_model(user: Requester, session: DbSession) -> Response:
+    """The import's file, filled with the requester's vehicles and their current «Emplacement déclaré»."""
+    rows = listings.location_rows(session, organisation_id=user.organisation_id)
+    content = write_xlsx(vehicles.LOCATION_HEADERS, rows, sheet_title="Emplacements")
+    return Response(content, media_type=XLSX,
+                    headers={"Content-Disposition": 'attachment; filename="emplacements-declares.xlsx"'})
+
+
+@router.post("/vehicules/emplacements", response_class=HTMLResponse)
+def import_locations(request: Request, user: RequesterManager, session: DbSession,
+                     fichier: Annotated[UploadFile | None, File()] = None) -> Response:
+    """Import «Vin | Emplacement déclaré» (.xls or .xlsx): all lines or none."""
+    if fichier is None or not fichier.filename:
+        return _vehicles_page(request, user, session, status=422, issues=[
+            ExcelIssue(None, None, "Choisissez un fichier Excel (.xls ou .xlsx) à importer.")])
+    try:
+        count = vehicles.import_locations(session, organisation_id=user.organisation_id,
+                                          data=fichier.file.read(MAX_UPLOAD + 1))
+    except vehicles.LocationRefused as exc:
+        session.rollback()
+        return _vehicles_page(request, user, session, status=422, issues=exc.issues)
+    flash(request, f"Emplacements déclarés importés : {count} véhicule(s) mis à jour.")
+    return RedirectResponse("/vehicules", status_code=303)
