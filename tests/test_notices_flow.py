@@ -21,7 +21,7 @@ from core.signals import SignalRelay
 from services.notices.models import Notice, NoticeDocument, NoticeRun, NoticeSend, Receipt, RobotSettings, RunItem
 from services.notices.service import queue, records, robot, runs
 from tests.support.notices import Broker, client_item, contract_item, make_broker, pdf_text, receipt_item, save
-from tests.support.smtp import SmtpSink
+from tests.support.smtp import SmtpSink, body_text
 
 TODAY = date(2026, 12, 3)
 
@@ -275,3 +275,31 @@ def test_bad_criteria_are_refused_with_the_field(field: str, value: str, message
     with session_scope() as session:
         checked = runs.check_form(session, broker.id, raw)
     assert checked.criteria is None and message in checked.errors[field]
+
+
+async def test_the_account_manager_is_alerted_when_a_notice_is_still_e_near_its_due_date(
+        time_worker: tuple[Client, str, str], time_relay: SignalRelay, time_env: WorkflowEnvironment,
+        sink: SmtpSink) -> None:
+    settings = _settings(time_worker)
+    due = (await time_env.get_current_time()).date() + timedelta(days=12)
+    broker = _broker(due)
+    save(broker, records.CLIENTS, client_item("D1", account_manager="Claire Dubois",
+                                               account_manager_email="claire@cabinet.example"))
+    run = await _start_run(broker, settings, time_relay, dossier_from="D1", dossier_to="D2")
+    await _answer(broker, settings, time_relay, run, confirmed=True)
+    notices = _notices(broker)
+    assert _act(broker, settings, [notices["D2"]], "validate") == [None]  # D2 leaves; D1 stays E
+    await _settle(time_relay, lambda: _notices(broker)["D2"].status == "OK", "D2 envoyé")
+    assert not sink.to("claire@cabinet.example")
+    with session_scope() as session:  # a paused robot sets no timer: six days pass in one step, not 50,000 polls
+        robot.set_paused(session, settings, user=_user(broker.admin), paused=True)
+    await _settle(time_relay, lambda: _robot(broker).state == "paused", "en pause")
+    await time_env.sleep(timedelta(days=6))  # 12 days before the due date minus the 7 of the alert, and one more
+    await _settle(time_relay, lambda: bool(sink.to("claire@cabinet.example")), "alerte", env=time_env, rounds=20)
+    alert = sink.to("claire@cabinet.example")
+    assert len(alert) == 1 and f"non envoyé — échéance du {due:%d/%m/%Y} (D1 Jean Nom D1)" in alert[0]["Subject"]
+    assert "« En attente de validation (E) »" in body_text(alert[0])
+    with session_scope() as session:
+        events = session.scalars(select(runs.NoticeEvent.action).where(
+            runs.NoticeEvent.notice_id == notices["D1"].id)).all()
+    assert "alerted" in events
