@@ -17,4 +17,5 @@ def document(document_id: RecordId, user: Broker, session: DbSession) -> Respons
         raise HTTPException(404, "Ce document n'existe pas.")
     return Response(found.content, media_type=found.content_type,
                     headers={"Content-Disposition": f'inline; filename="{found.filename}"',
-                             "X-Content-SHA256": found.sha256})
+                             "X-Content-SHA256": found.sha256,
+                             "X-Frame-Options": "SAMEORIGIN"})  # shown beside the queue's list, on our own pages
