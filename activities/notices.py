@@ -5,6 +5,7 @@ sending the validated notices one by one on a kept SMTP connection)."""
 import asyncio
 import contextlib
 import ssl
+import time
 
 import aiosmtplib
 from sqlalchemy import select
@@ -36,6 +37,7 @@ from workflows.data.notices import (
 )
 
 PDF_TIMEOUT_SECONDS = 30.0
+PAUSE_CHECK_SECONDS = 1.0
 
 
 def _on(settings: Settings, task_queue: str, mail_task_queue: str) -> Settings:
@@ -141,12 +143,14 @@ class NoticeMailActivities:
         sent = failed = 0
         client: aiosmtplib.SMTP | None = None
         stopped, error = "limit", None
+        looked_at = 0.0
         try:
             while sent + failed < limit:
-                cfg = await asyncio.to_thread(self._config, organisation_id)
-                if cfg.paused:
-                    stopped = "paused"
-                    break
+                if time.monotonic() - looked_at >= PAUSE_CHECK_SECONDS:  # «Suspendre» is seen within a second
+                    looked_at = time.monotonic()
+                    if (await asyncio.to_thread(self._config, organisation_id)).paused:
+                        stopped = "paused"
+                        break
                 prepared = await asyncio.to_thread(self._next, settings, organisation_id)
                 if prepared is None:
                     stopped = "empty"
@@ -200,17 +204,17 @@ class NoticeMailActivities:
     def _next(self, settings: Settings, organisation_id: int
               ) -> tuple[robot.PreparedSend, OutboxMessage, list[Attachment], RobotSettings] | None:
         """The next send (claimed, its outbox row written: committed before anything goes out), with its bytes."""
-        with session_scope() as session:
+        with session_scope() as session:  # one transaction, committed before anything goes out
             prepared = robot.next_send(session, settings, organisation_id)
-        if prepared is None:
-            return None
-        with session_scope() as session:
+            if prepared is None:
+                return None
+            session.flush()
             row = session.get(OutboxMessage, prepared.outbox_id)
             assert row is not None
             attachments = robot.load_attachments(session, row)
             settings_row = robot.robot_settings(session, organisation_id)
             session.expunge_all()
-            return prepared, row, attachments, settings_row
+        return prepared, row, attachments, settings_row
 
     @staticmethod
     def _record(settings: Settings, send_id: int, status: str, reply: str) -> None:
