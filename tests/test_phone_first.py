@@ -146,6 +146,41 @@ def _removal_mails() -> tuple[list[int], dict[str, str], str]:
         return [ids[m.key] for m in messages], links, deposer.email
 
 
+def _notice_mails() -> list[int]:
+    """The insured client's «Avis d'échéance» mail as the robot builds it (seed's template, long values), in the
+    outbox."""
+    from datetime import date
+    from decimal import Decimal
+
+    from services.notices.models import Client, Contract, LegalEntity, Notice, Receipt, RobotSettings
+    from services.notices.service import mailtemplate, robot
+    from tests.support.notices import make_broker
+
+    broker = make_broker()
+    entity = LegalEntity(name="Cabinet Lambert Assurances — Agence de Juvisy-sur-Orge", phone="01 99 00 24 24",
+                         email="contact@lambert-assurances.example", letter_town="JUVISY-SUR-ORGE")
+    client = Client(number="CA13", title="M. et Mme", last_name="Lefèvre-Dumoulin de la Tour d'Auvergne",
+                    first_name="Jean-Baptiste", address1="1 avenue des Sables", postal_code="91350", town="CRIGNY",
+                    account_manager="Hélène Lambert")
+    contract = Contract(number="MRH-2027-000123456789", insurer="CIGA - AXA", category="Multirisques habitation")
+    receipt = Receipt(period_start=date(2027, 1, 1), period_end=date(2027, 12, 31), effect_date=date(2027, 1, 1),
+                      total_ttc=Decimal("1457.63"))
+    notice = Notice(number=19700)
+    fields = mailtemplate.values(notice=notice, client=client, contract=contract, receipt=receipt, entity=entity)
+    settings = get_settings()
+    template = RobotSettings(sender_name="Service envoi mail", bcc=[], reply_to=None, from_address=None,
+                             subject=RobotSettings.subject.default.arg,  # type: ignore[union-attr]
+                             html_body="<p>Bonjour {Adr_Titre} {Adr_Prenom} {Adr_Nom},</p><p>Veuillez trouver ci-joint "
+                                       "votre avis d'échéance n°{Num_Avis} du contrat {Contrat} ({Compagnie}) pour "
+                                       "la période du {Periode_Du} au {Periode_Au} : {Montant}.</p>",
+                             text_body=RobotSettings.text_body.default.arg)  # type: ignore[union-attr]
+    message = robot.build_message(template, fields, key=f"avis-phone-{broker.slug}", to="client@assure.example",
+                                  settings=settings, document_key="notices/none.pdf", filename="avis.pdf")
+    with session_scope() as session:
+        return [outbox.enqueue_many(session, settings=settings, organisation_id=broker.id,
+                                    messages=[message])[message.key]]
+
+
 def _password_reset_mail(email: str, base_url: str) -> tuple[str, str]:
     """The «Mot de passe oublié ?» mail of `email`, written by the production path: (its HTML, its link)."""
     with session_scope() as session:
@@ -161,16 +196,17 @@ async def test_every_public_page_and_mail_fits_a_phone(phone, removals_server: s
                                                        dev_worker: Client) -> None:
     campaign_ids, (space, space_without_vehicle) = _campaign_mails()
     removal_ids, links, deposer_email = _removal_mails()
+    notice_ids = _notice_mails()
     with session_scope() as session:
         space_driver = session.scalars(select(FollowUp).order_by(FollowUp.id.desc())).first()
         assert space_driver is not None and space_driver.status == "en_cours"  # the space shows «Relevé demandé»
         kinds = {m.id: m.key for m in session.scalars(select(OutboxMessage).where(
-            OutboxMessage.id.in_(campaign_ids + removal_ids)))}
+            OutboxMessage.id.in_(campaign_ids + removal_ids + notice_ids)))}
         html = {m.id: m.html_body or "" for m in session.scalars(select(OutboxMessage).where(
-            OutboxMessage.id.in_(campaign_ids + removal_ids)))}
+            OutboxMessage.id.in_(campaign_ids + removal_ids + notice_ids)))}
     # Both drivers' campaign mail and workflow first mail, the test mail; six removals mails.
     assert len(campaign_ids) == 5 and len(removal_ids) == 6
-    for number, outbox_id in enumerate(campaign_ids + removal_ids, start=1):
+    for number, outbox_id in enumerate(campaign_ids + removal_ids + notice_ids, start=1):
         name = f"mail-{number:02d}-" + re.sub(r"-\d+", "", kinds[outbox_id])  # mail-06-removal-notify-deposer
         assert html[outbox_id].startswith("<!doctype html>"), f"{kinds[outbox_id]}: not in the mail layout"
         await phone.set_content(html[outbox_id])
