@@ -303,3 +303,18 @@ async def test_the_account_manager_is_alerted_when_a_notice_is_still_e_near_its_
         events = session.scalars(select(runs.NoticeEvent.action).where(
             runs.NoticeEvent.notice_id == notices["D1"].id)).all()
     assert "alerted" in events
+
+
+def test_numbers_are_never_reused_even_by_a_session_that_read_the_counter_before_another_run() -> None:
+    broker = _broker(date(2030, 1, 1))
+    settings = get_settings()
+    with session_scope() as first:
+        early = runs.check_form(first, broker.id, runs.defaults(TODAY) | {
+            "entity_id": str(broker.entities["SIEGE"]), "debit_to": "12/2099", "effect_to": "31/12/2099"})
+        assert early.criteria is not None  # this session has the entity, counter at 197, in its identity map
+        with session_scope() as other:
+            runs.start_run(other, settings, user=_user(broker.manager), criteria=_criteria(broker), workstation="a")
+        run = runs.start_run(first, settings, user=_user(broker.manager), criteria=early.criteria, workstation="b")
+        first.flush()
+        numbers = sorted(n for n in first.scalars(select(RunItem.notice_number).where(RunItem.run_id == run.id)) if n)
+    assert numbers == [200, 201, 202]

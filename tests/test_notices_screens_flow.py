@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import httpx
 import openpyxl
-from sqlalchemy import update
+from sqlalchemy import select, update
 from temporalio.client import Client
 
 from core.db import session_scope
@@ -142,3 +142,46 @@ async def test_the_administrator_switches_manual_confirmation_off(notices_http: 
         assert entity is not None and entity.manual_confirmation is False
     page = await notices_http.get(f"/entites/{entity_id}")
     assert 'name="manual_confirmation" value="1" >' in page.text
+
+
+async def test_letter_texts_are_managed_by_administrators_and_printed_on_the_notice(
+        notices_http: httpx.AsyncClient) -> None:  # noqa: F811
+    from services.notices.models import NoticeText
+    from services.notices.service import runs
+    from services.notices.service.notice_pdf import content_for_receipt, notice_html
+    from tests.support.notices import receipt_item as receipt
+
+    broker = make_broker()
+    http = notices_http
+    await login(http, broker.manager)
+    page = await http.get("/textes")
+    assert (await http.post("/textes", data={"csrf_token": csrf_from(page.text), "name": "X",
+                                             "body": "Y"})).status_code == 403
+    http.cookies.clear()
+    await login(http, broker.admin)
+    page = await http.get("/textes")
+    body = "Pensez au prélèvement automatique.\n\nVotre chargé de clientèle reste à votre écoute."
+    saved = await http.post("/textes", data={"csrf_token": csrf_from(page.text), "name": "Prélèvement",
+                                             "body": body, "is_default": "1"})
+    assert saved.status_code == 303
+    again = await http.post("/textes", data={"csrf_token": csrf_from(page.text), "name": "Prélèvement", "body": "Z"})
+    assert again.status_code == 422 and "Un autre texte s'appelle déjà « Prélèvement »." in text(again)
+    with session_scope() as session:
+        stored = session.scalars(select(NoticeText).where(NoticeText.organisation_id == broker.id)).one()
+        assert stored.is_default and stored.body == body
+    form = text(await http.get("/editions"))
+    assert f'value="{stored.id}" selected>Prélèvement' in form
+    # The run's text prints after the standard paragraph.
+    save(broker, records.CLIENTS, client_item("T1"))
+    save(broker, records.CONTRACTS, contract_item("TC1", "T1"))
+    save(broker, records.RECEIPTS, receipt("TQ1", "TC1"))
+    with session_scope() as session:
+        receipt_id = session.scalars(select(runs.Receipt.id).where(runs.Receipt.organisation_id == broker.id)).one()
+        content = content_for_receipt(session, organisation_id=broker.id, receipt_id=receipt_id, number=1,
+                                      letter_date=today_paris())
+    assert content is not None
+    from dataclasses import replace
+
+    from core.pdf import render_pdf_in_process
+    printed = pdf_text(render_pdf_in_process(notice_html(replace(content, letter_text=body))))
+    assert "Pensez au prélèvement automatique. Votre chargé de clientèle reste à votre écoute." in printed

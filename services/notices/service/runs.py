@@ -274,7 +274,7 @@ def start_run(session: Session, settings: Settings, *, user: User, criteria: Cri
               workstation: str | None) -> NoticeRun:
     """«Mail»: the run, its items (notices numbered now), and its workflow's start, in the caller's transaction."""
     organisation = session.get(Organisation, user.organisation_id)
-    entity = session.get(LegalEntity, criteria.entity_id, with_for_update=True)  # the numbering, one run at a time
+    entity = session.get(LegalEntity, criteria.entity_id)
     assert organisation is not None and entity is not None and entity.organisation_id == user.organisation_id
     letter = session.get(NoticeText, criteria.text_id) if criteria.text_id else None
     candidates = select_receipts(session, user.organisation_id, criteria)
@@ -286,8 +286,12 @@ def start_run(session: Session, settings: Settings, *, user: User, criteria: Cri
                     created_by_name=user.full_name or user.email, workstation=(workstation or "")[:200] or None)
     session.add(run)
     session.flush()
-    first = entity.next_notice_no
-    entity.next_notice_no = first + len(to_make)
+    # The numbers in one statement under the row's lock: never the counter as this session once read it (another
+    # run may have taken numbers since), never reused.
+    first = session.scalar(update(LegalEntity).where(LegalEntity.id == entity.id)
+                           .values(next_notice_no=LegalEntity.next_notice_no + len(to_make))
+                           .returning(LegalEntity.next_notice_no - len(to_make)))
+    assert first is not None
     numbers = iter(range(first, first + len(to_make)))
     if candidates:
         session.execute(insert(RunItem), [

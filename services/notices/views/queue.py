@@ -10,7 +10,7 @@ from core.auth import DbSession
 from core.db import get_scoped
 from core.settings import get_settings
 from core.ui import flash, render_page
-from services.notices.models import Client, Notice
+from services.notices.models import Client, Notice, NoticeDocument
 from services.notices.service import queue
 from services.notices.service.statuses import COLOURS, LABELS
 from services.notices.views.roles import Broker, BrokerManager, RecordId, date_or_none, int_or_none
@@ -77,5 +77,7 @@ def notice_details(request: Request, notice_id: RecordId, user: Broker, session:
         raise HTTPException(404, "Cet avis d'échéance n'existe pas.")
     client = session.get(Client, notice.client_id)
     events, sends = queue.history(session, notice)
+    document = session.get(NoticeDocument, notice.document_id)
     return render_page(request, "notice.html", user=user, notice=notice, client=client, events=events, sends=sends,
+                       document=document,
                        labels=LABELS, colours=COLOURS, event_labels=queue.EVENT_LABELS)
