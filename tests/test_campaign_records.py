@@ -210,3 +210,22 @@ async def test_odometer_readings_appear_on_the_vehicle_record_with_their_history
     await login(http, stranger.manager_email)
     assert (await http.get(f"/materiels/{vehicle.id}")).status_code == 404
     assert (await http.get(f"/utilisateurs/{driver_id}")).status_code == 404
+
+
+async def test_the_demo_shows_fines_with_their_payment_and_what_drivers_entered(http: httpx.AsyncClient) -> None:
+    from services.campaigns.models import Fine, Vehicle
+
+    with session_scope() as session:
+        paid = session.scalars(select(Fine).where(Fine.numero == "FPS-2026-000000000000124789")).one()
+        vehicle_id, driver_id = session.execute(select(Vehicle.id, Vehicle.driver_id).join(
+            Fine, Fine.vehicle_id == Vehicle.id).where(Fine.numero == "FPS-2026-000000000000123456")).one()
+    await login(http, "gestionnaire@garonne.example")
+    fines = text(await http.get(f"/materiels/{paid.vehicle_id}/amendes"))
+    assert "FPS-2026-000000000000124789" in fines and "20/10/2026" in fines and "Justificatif" in fines
+    proof = await http.get(f"/amendes/{paid.id}/justificatifs/" + re.search(
+        rf"/amendes/{paid.id}/justificatifs/(\d+)", fines).group(1))  # type: ignore[union-attr]
+    assert proof.status_code == 200 and proof.content.startswith(b"%PDF")
+    vehicle = text(await http.get(f"/materiels/{vehicle_id}"))
+    assert "Historique des relevés kilométriques" in vehicle and vehicle.count("WF-Relevé KM") >= 3
+    driver = text(await http.get(f"/utilisateurs/{driver_id}"))
+    assert "120831100456" in driver and "WF-Informations" in driver

@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 from core.demo import upsert_api_keys, upsert_organisations, upsert_users
 from services.campaigns.demo import load_fleet_demo
 from services.campaigns.demo_communication import load_communication_demo
+from services.campaigns.demo_records import load_records_demo
 
 ORGANISATIONS = [
     ("garonne", "Transports Garonne", "fleet"),
@@ -27,3 +28,4 @@ def load_campaigns_demo(session: Session) -> None:
     upsert_api_keys(session, orgs, API_KEYS)
     load_fleet_demo(session, orgs)
     load_communication_demo(session, orgs)
+    load_records_demo(session, orgs)
