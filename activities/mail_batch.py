@@ -19,7 +19,6 @@ heartbeat timeout of 20 s retries a crashed worker's batch within about 30 s.
 import asyncio
 import contextlib
 import json
-import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,7 +33,7 @@ from activities.mail import smtp_code
 from core.db import get_engine, session_scope, utcnow
 from core.logging import log
 from core.models import OutboxMessage
-from core.outbox import HeaderInjection, build_email, envelope
+from core.outbox import HeaderInjection, build_email, envelope, smtp_client, smtp_quit
 from core.settings import Settings
 from workflows.data.mail import BatchSendResult
 
@@ -201,7 +200,7 @@ class MailBatchActivities:
         """One SMTP connection: sends the next row until none is left, reopens after a 4xx or a lost connection,
         stops when it cannot connect."""
         while True:
-            client = self._client()
+            client = smtp_client(self.settings)
             try:
                 await client.connect()
                 if self.settings.smtp_username:
@@ -223,21 +222,7 @@ class MailBatchActivities:
                         errors.append(outcome.reply)
                         break  # suspect connection: open a new one
             finally:
-                await self._close(client)
-
-    def _client(self) -> aiosmtplib.SMTP:
-        s = self.settings
-        return aiosmtplib.SMTP(hostname=s.smtp_host, port=s.smtp_port, timeout=s.smtp_timeout_seconds,
-                               start_tls=s.smtp_starttls, tls_context=ssl.create_default_context() if s.smtp_starttls
-                               else None)
-
-    @staticmethod
-    async def _close(client: aiosmtplib.SMTP) -> None:
-        if client.is_connected:
-            try:
-                await client.quit()
-            except (aiosmtplib.SMTPException, OSError, TimeoutError):
-                client.close()
+                await smtp_quit(client)
 
     async def _send_one(self, client: aiosmtplib.SMTP, row: OutboxMessage) -> tuple[_Outcome, bool]:
         """The row's outcome, and whether the connection can send the next one."""

@@ -4,7 +4,6 @@ sending the validated notices one by one on a kept SMTP connection)."""
 
 import asyncio
 import contextlib
-import ssl
 import time
 
 import aiosmtplib
@@ -15,7 +14,7 @@ from activities.mail import smtp_code
 from core.db import session_scope
 from core.logging import log
 from core.models import OutboxMessage
-from core.outbox import Attachment, build_email, envelope
+from core.outbox import Attachment, build_email, envelope, smtp_client, smtp_quit
 from core.pdf import PdfError, render_pdfs
 from core.settings import Settings
 from services.notices.models import RobotSettings, RunItem
@@ -159,7 +158,7 @@ class NoticeMailActivities:
                 activity.heartbeat(sent + failed)
                 try:
                     if client is None or not client.is_connected:
-                        client = self._client()
+                        client = smtp_client(self.settings)
                         await client.connect()
                         if self.settings.smtp_username:
                             await client.login(self.settings.smtp_username, self.settings.smtp_password or "")
@@ -191,7 +190,7 @@ class NoticeMailActivities:
                     await asyncio.sleep(robot_settings.pause_ms / 1000)
         finally:
             if client is not None:
-                await self._close(client)
+                await smtp_quit(client)
         state = {"limit": "running", "empty": "idle", "paused": "paused", "error_wait": "error_wait"}[stopped]
         await asyncio.to_thread(self._state, organisation_id, state, error)
         log.info("notices.robot_batch", organisation_id=organisation_id, sent=sent, failed=failed, stopped=stopped)
@@ -231,17 +230,3 @@ class NoticeMailActivities:
     def _state(self, organisation_id: int, state: str, error: str | None) -> None:
         with session_scope() as session:
             robot.set_state(session, organisation_id, state, error)
-
-    def _client(self) -> aiosmtplib.SMTP:
-        s = self.settings
-        return aiosmtplib.SMTP(hostname=s.smtp_host, port=s.smtp_port, timeout=s.smtp_timeout_seconds,
-                               start_tls=s.smtp_starttls,
-                               tls_context=ssl.create_default_context() if s.smtp_starttls else None)
-
-    @staticmethod
-    async def _close(client: aiosmtplib.SMTP) -> None:
-        if client.is_connected:
-            try:
-                await client.quit()
-            except (aiosmtplib.SMTPException, OSError, TimeoutError):
-                client.close()

@@ -173,3 +173,19 @@ async def smtp_send(settings: Settings, msg: Message, envelope: tuple[str, list[
         timeout=settings.smtp_timeout_seconds,
     )
     return reply
+
+
+def smtp_client(settings: Settings) -> aiosmtplib.SMTP:
+    """A connection to keep for many messages (bulk senders): connect, send, then `smtp_quit`."""
+    return aiosmtplib.SMTP(hostname=settings.smtp_host, port=settings.smtp_port, timeout=settings.smtp_timeout_seconds,
+                           start_tls=settings.smtp_starttls,
+                           tls_context=ssl.create_default_context() if settings.smtp_starttls else None)
+
+
+async def smtp_quit(client: aiosmtplib.SMTP) -> None:
+    """QUIT if still connected; a connection that fails even that is just closed."""
+    if client.is_connected:
+        try:
+            await client.quit()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            client.close()
