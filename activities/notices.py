@@ -210,7 +210,8 @@ class NoticeMailActivities:
             session.flush()
             row = session.get(OutboxMessage, prepared.outbox_id)
             assert row is not None
-            attachments = robot.load_attachments(session, row)
+            attachments = prepared.attachments if prepared.attachments is not None else \
+                robot.load_attachments(session, row)
             settings_row = robot.robot_settings(session, organisation_id)
             session.expunge_all()
         return prepared, row, attachments, settings_row

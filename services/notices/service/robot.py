@@ -135,6 +135,7 @@ class PreparedSend:
     notice_id: int
     outbox_id: int
     tries: int
+    attachments: list[Attachment] | None = None  # the PDF as just read and checked (None: load it by its key)
 
 
 _CLAIM = text("""
@@ -181,7 +182,8 @@ def next_send(session: Session, settings: Settings, organisation_id: int) -> Pre
                             settings=settings, document_key=document.storage_key, filename=document.filename)
     send.outbox_id = enqueue_many(session, settings=settings, organisation_id=organisation_id,
                                   messages=[message])[message.key]
-    return PreparedSend(send.id, notice.id, send.outbox_id, 0)
+    return PreparedSend(send.id, notice.id, send.outbox_id, 0,
+                        [Attachment(document.filename, document.content_type, document.content)])
 
 
 def build_message(robot: RobotSettings, fields: dict[str, str], *, key: str, to: str, settings: Settings,
