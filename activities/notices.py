@@ -17,7 +17,7 @@ from core.models import OutboxMessage
 from core.outbox import Attachment, build_email, envelope, smtp_client, smtp_quit
 from core.pdf import PdfError, render_pdfs
 from core.settings import Settings
-from services.notices.models import RobotSettings, RunItem
+from services.notices.models import NoticeRun, RobotSettings, RunItem
 from services.notices.service import alerts, queue, robot, runs
 from workflows.data.notices import (
     FAILED,
@@ -55,7 +55,7 @@ class NoticeActivities:
         """Rendering starts: the number of notices to render."""
         with session_scope() as session:
             runs.set_status(session, run_id, "rendering")
-            run = session.get(runs.NoticeRun, run_id)
+            run = session.get(NoticeRun, run_id)
             assert run is not None
             return run.planned
 

@@ -7,12 +7,13 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from core.auth import DbSession
+from core.db import scoped
 from core.excel import write_xlsx
 from core.models import User
 from core.pdf import PdfError, render_pdf
 from core.settings import get_settings
 from core.ui import flash, render_page, today_paris
-from services.notices.models import COLLECTIONS, RECEIPT_TYPES, NoticeRun, NoticeText
+from services.notices.models import COLLECTIONS, RECEIPT_TYPES, LegalEntity, NoticeRun, NoticeText
 from services.notices.service import entities, runs
 from services.notices.views.imports import XLSX
 from services.notices.views.roles import Broker, BrokerManager, RecordId
@@ -22,7 +23,7 @@ LIST_FIELDS = ("collection", "receipt_types", "deposits", "options")
 
 
 def _texts(session: DbSession, user: User) -> list[NoticeText]:
-    return list(session.scalars(runs.scoped(NoticeText, user.organisation_id)
+    return list(session.scalars(scoped(NoticeText, user.organisation_id)
                                 .where(NoticeText.archived.is_(False)).order_by(NoticeText.name)))
 
 
@@ -74,7 +75,7 @@ def run_page(request: Request, run_id: RecordId, user: Broker, session: DbSessio
     run = _run(session, user, run_id)
     return render_page(request, "run.html", user=user, run=run, labels=runs.STATUS_LABELS,
                        excluded=runs.run_items(session, run, excluded=True),
-                       entity=session.get(runs.LegalEntity, run.legal_entity_id))
+                       entity=session.get(LegalEntity, run.legal_entity_id))
 
 
 @router.post("/editions/{run_id}/reponse")
@@ -119,10 +120,10 @@ async def excluded_pdf(request: Request, run_id: RecordId, user: Broker, session
     run = _run(session, user, run_id)
     html = request.app.state.templates.get_template("run_excluded_pdf.html").render(
         run=run, headers=EXCLUDED_HEADERS, rows=_excluded_rows(session, run),
-        entity=session.get(runs.LegalEntity, run.legal_entity_id))
+        entity=session.get(LegalEntity, run.legal_entity_id))
     try:
         pdf = await asyncio.to_thread(render_pdf, html)
     except PdfError as exc:
-        raise HTTPException(500, f"Le PDF n'a pas pu être généré : {exc}") from exc
+        raise HTTPException(503, f"La liste papier n'a pas pu être générée, réessayez : {exc}") from exc
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="edition-{run.id}-papier.pdf"'})
