@@ -143,6 +143,9 @@ class NoticeMailActivities:
         client: aiosmtplib.SMTP | None = None
         stopped, error = "limit", None
         looked_at = 0.0
+        # With no pause between mails, the next notice is claimed and read while the current one is on the wire.
+        ahead: asyncio.Task[tuple[robot.PreparedSend, OutboxMessage, list[Attachment], RobotSettings] | None] | None \
+            = None
         try:
             while sent + failed < limit:
                 if time.monotonic() - looked_at >= PAUSE_CHECK_SECONDS:  # «Suspendre» is seen within a second
@@ -150,12 +153,16 @@ class NoticeMailActivities:
                     if (await asyncio.to_thread(self._config, organisation_id)).paused:
                         stopped = "paused"
                         break
-                prepared = await asyncio.to_thread(self._next, settings, organisation_id)
+                prepared = await ahead if ahead else await asyncio.to_thread(self._next, settings, organisation_id)
+                ahead = None
                 if prepared is None:
                     stopped = "empty"
                     break
                 send, row, attachments, robot_settings = prepared
                 activity.heartbeat(sent + failed)
+                if not robot_settings.pause_ms and sent + failed + 1 < limit:
+                    ahead = asyncio.create_task(asyncio.to_thread(self._next, settings, organisation_id,
+                                                                  {send.send_id}))
                 try:
                     if client is None or not client.is_connected:
                         client = smtp_client(self.settings)
@@ -189,6 +196,9 @@ class NoticeMailActivities:
                 if robot_settings.pause_ms:
                     await asyncio.sleep(robot_settings.pause_ms / 1000)
         finally:
+            if ahead is not None:  # claimed ahead and not sent: it stays «sending», first of the next round
+                with contextlib.suppress(Exception):
+                    await ahead
             if client is not None:
                 await smtp_quit(client)
         state = {"limit": "running", "empty": "idle", "paused": "paused", "error_wait": "error_wait"}[stopped]
@@ -200,11 +210,11 @@ class NoticeMailActivities:
         with session_scope() as session:
             return robot.config(session, organisation_id)
 
-    def _next(self, settings: Settings, organisation_id: int
+    def _next(self, settings: Settings, organisation_id: int, busy: frozenset[int] | set[int] = frozenset()
               ) -> tuple[robot.PreparedSend, OutboxMessage, list[Attachment], RobotSettings] | None:
         """The next send (claimed, its outbox row written: committed before anything goes out), with its bytes."""
         with session_scope() as session:  # one transaction, committed before anything goes out
-            prepared = robot.next_send(session, settings, organisation_id)
+            prepared = robot.next_send(session, settings, organisation_id, busy)
             if prepared is None:
                 return None
             session.flush()

@@ -182,6 +182,7 @@ async def test_run_oui_valider_robot_sends_the_pdf_and_a_block_never_leaves(
     assert notices["D1"].sent_at is not None and notices["D1"].send_count == 1
     mails = {str(m["To"]): m for m in sink.messages}
     assert set(mails) == {"d1@client.example", "d2@client.example"}  # D3, blocked first, never left
+    assert len(sink.messages) == 2  # each once, though the robot claims the next one while sending
     mail = mails["d1@client.example"]
     assert mail["Subject"] == "Avis d'échéance pour M. Nom D1 Jean"
     assert mail["Reply-To"] == f"gestion@{broker.manager.split('@')[1]}" and mail["Bcc"] is None
@@ -253,6 +254,7 @@ async def test_4xx_waits_then_ko_and_pause_resume(time_worker: tuple[Client, str
                   "D1 KO après 3 essais, les autres envoyés", env=time_env, rounds=60)
     statuses = {k: n.status for k, n in _notices(broker).items()}
     assert statuses == {"D1": "KO", "D2": "OK", "D3": "OK"}
+    assert sorted(str(m["To"]) for m in sink.messages) == ["d2@client.example", "d3@client.example"]
     assert "après 3 tentative(s)" in (_notices(broker)["D1"].observations or "")
 
 

@@ -8,6 +8,7 @@ that commit re-sends the one mail in flight, never more. The robot never writes 
 """
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import case, select, text, update
@@ -147,12 +148,16 @@ UPDATE notices.notices SET claimed_at = now()
 RETURNING id""")
 
 
-def next_send(session: Session, settings: Settings, organisation_id: int) -> PreparedSend | None:
-    """The send to make now: one left unfinished (an error to retry, a crash), else the next validated notice."""
-    unfinished = session.execute(
-        select(NoticeSend, Notice).join(Notice, Notice.id == NoticeSend.notice_id)
-        .where(Notice.organisation_id == organisation_id, NoticeSend.status == "sending")
-        .order_by(NoticeSend.id).limit(1).with_for_update(of=NoticeSend, skip_locked=True)).first()
+def next_send(session: Session, settings: Settings, organisation_id: int,
+              busy: Collection[int] = ()) -> PreparedSend | None:
+    """The send to make now: one left unfinished (an error to retry, a crash), else the next validated notice.
+    `busy`: the sends the caller has on the wire (claimed ahead of them, never the same one twice)."""
+    stmt = (select(NoticeSend, Notice).join(Notice, Notice.id == NoticeSend.notice_id)
+            .where(Notice.organisation_id == organisation_id, NoticeSend.status == "sending"))
+    if busy:
+        stmt = stmt.where(NoticeSend.id.not_in(list(busy)))
+    unfinished = session.execute(stmt.order_by(NoticeSend.id).limit(1)
+                                 .with_for_update(of=NoticeSend, skip_locked=True)).first()
     if unfinished is not None:
         send, notice = unfinished
         assert send.outbox_id is not None
