@@ -58,7 +58,7 @@ class RunInput:
     organisation_id: int
     task_queue: str
     mail_task_queue: str
-    page_size: int = 25  # notices rendered by one activity
+    page_size: int = 25  # notices rendered by one activity, at least (more when the run is large)
     parallel_pages: int = 2  # pages rendered at once (one child process each, ~100 MB: as many as the cores)
     answer_timeout_hours: int = 24  # no answer by then: as «Non» (status expired)
 
