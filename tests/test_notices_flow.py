@@ -320,3 +320,31 @@ def test_numbers_are_never_reused_even_by_a_session_that_read_the_counter_before
         first.flush()
         numbers = sorted(n for n in first.scalars(select(RunItem.notice_number).where(RunItem.run_id == run.id)) if n)
     assert numbers == [200, 201, 202]
+
+
+async def test_a_send_claimed_before_a_crash_is_sent_once_first_when_the_robot_comes_back(
+        time_worker: tuple[Client, str, str], time_relay: SignalRelay, time_env: WorkflowEnvironment,
+        sink: SmtpSink) -> None:
+    settings, broker = _settings(time_worker), _broker(await _due(time_env))
+    with session_scope() as session:
+        robot.set_paused(session, settings, user=_user(broker.admin), paused=True)
+    run = await _start_run(broker, settings, time_relay, dossier_from="D1", dossier_to="D2")
+    await _answer(broker, settings, time_relay, run, confirmed=True)
+    notices = _notices(broker)
+    assert _act(broker, settings, [notices["D2"], notices["D1"]], "validate") == [None, None]
+    await _settle(time_relay, lambda: {n.status for n in _notices(broker).values()} == {"V"}, "validés")
+    with session_scope() as session:  # a round claimed D1 and wrote its mail, then its worker died before SMTP
+        claimed = robot.next_send(session, settings, broker.id)
+    assert claimed is not None
+    assert _act(broker, settings, [_notices(broker)["D1"]], "block", "trop tard") == [
+        "envoi en cours : l'automate a déjà pris cet avis"]
+    with session_scope() as session:
+        robot.set_paused(session, settings, user=_user(broker.admin), paused=False)
+    await _settle(time_relay, lambda: {n.status for n in _notices(broker).values()} == {"OK"}, "envoyés")
+    assert sorted(str(m["To"]) for m in sink.messages) == ["d1@client.example", "d2@client.example"]
+    with session_scope() as session:
+        sends = session.execute(select(NoticeSend.notice_id, NoticeSend.attempt, NoticeSend.id).join(
+            Notice, Notice.id == NoticeSend.notice_id).where(Notice.organisation_id == broker.id)
+            .order_by(NoticeSend.finished_at)).all()
+    assert [(s.notice_id, s.attempt) for s in sends] == [(claimed.notice_id, 1), (notices["D2"].id, 1)]
+    assert sends[0].id == claimed.send_id  # the unfinished send itself, first, not a new one
