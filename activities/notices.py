@@ -179,8 +179,9 @@ class NoticeMailActivities:
                         await asyncio.to_thread(self._record, settings, send.send_id, FAILED, reply)
                         failed += 1
                         error = reply
-                        with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError, AttributeError):
-                            await client.rset()  # type: ignore[union-attr]  # usable for the next notice
+                        assert client is not None  # connected above: the refusal came from the server
+                        with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+                            await client.rset()  # usable for the next notice
                         continue  # this address is refused; the next notice may go
                     tries_left = await asyncio.to_thread(self._record_try, settings, send.send_id, reply,
                                                          robot_settings)

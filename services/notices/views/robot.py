@@ -77,20 +77,22 @@ async def save_settings(request: Request, user: RobotAdmin, session: DbSession) 
     return RedirectResponse("/automate", status_code=303)
 
 
+def _set_paused(request: Request, user: User, session: DbSession, *, paused: bool, done: str) -> Response:
+    robot.set_paused(session, get_settings(), user=user, paused=paused)
+    session.commit()
+    flash(request, done)
+    return RedirectResponse("/automate", status_code=303)
+
+
 @router.post("/automate/suspendre")
 def pause(request: Request, user: RobotAdmin, session: DbSession) -> Response:
-    robot.set_paused(session, get_settings(), user=user, paused=True)
-    session.commit()
-    flash(request, "Automate suspendu : le mail en cours s'achève, les suivants attendent « Reprendre ».")
-    return RedirectResponse("/automate", status_code=303)
+    return _set_paused(request, user, session, paused=True,
+                       done="Automate suspendu : le mail en cours s'achève, les suivants attendent « Reprendre ».")
 
 
 @router.post("/automate/reprendre")
 def resume(request: Request, user: RobotAdmin, session: DbSession) -> Response:
-    robot.set_paused(session, get_settings(), user=user, paused=False)
-    session.commit()
-    flash(request, "Automate relancé.")
-    return RedirectResponse("/automate", status_code=303)
+    return _set_paused(request, user, session, paused=False, done="Automate relancé.")
 
 
 def _preview(session: DbSession, organisation_id: int, notice_id: int | None,
