@@ -26,6 +26,7 @@ from tests.support.notices import (  # noqa: F401 (fixtures)
     save,
 )
 from tests.support.smtp import SmtpSink
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -51,22 +52,20 @@ async def _queued_notices(count: int) -> tuple[str, int]:
         criteria = runs.check_form(session, broker.id, raw).criteria
         assert criteria is not None
         run_id = runs.start_run(session, get_settings(), user=user, criteria=criteria, workstation="test").id
-    for wanted in ("awaiting_answer", "confirmed"):
-        for _ in range(240):
-            with session_scope() as session:
-                run = session.get(NoticeRun, run_id)
-                assert run is not None
-                if run.status == wanted:
-                    break
-            await asyncio.sleep(0.25)  # the run's workflow renders in the workers (see tests/support/waiting.py)
-        else:
-            raise AssertionError(f"l'édition n'est jamais arrivée à {wanted}")
-        if wanted == "awaiting_answer":
-            with session_scope() as session:
-                run = session.get(NoticeRun, run_id)
-                user = session.scalars(select(User).where(User.email == broker.manager)).one()
-                assert run is not None
-                runs.answer_run(session, get_settings(), user=user, run=run, confirmed=True)
+    def status() -> str:
+        with session_scope() as session:
+            run = session.get(NoticeRun, run_id)
+            assert run is not None
+            return run.status
+
+    # The run's workflow renders in the workers, then «Oui» is carried out there.
+    await wait_until(lambda: status() == "awaiting_answer", seconds=60, what="PDF générés")
+    with session_scope() as session:
+        run = session.get(NoticeRun, run_id)
+        user = session.scalars(select(User).where(User.email == broker.manager)).one()
+        assert run is not None
+        runs.answer_run(session, get_settings(), user=user, run=run, confirmed=True)
+    await wait_until(lambda: status() == "confirmed", seconds=60, what="avis marqués comme édités")
     return broker.manager, run_id
 
 
