@@ -17,31 +17,25 @@ heartbeat timeout of 20 s retries a crashed worker's batch within about 30 s.
 """
 
 import asyncio
-import contextlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import aiosmtplib
 from sqlalchemy import select, text
-from sqlalchemy.exc import OperationalError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.mail import smtp_code
+from activities.recorder import GROUP_LIMIT, Recorder
 from core.db import get_engine, session_scope, utcnow
-from core.logging import log
 from core.models import OutboxMessage
 from core.outbox import HeaderInjection, build_email, envelope, smtp_client, smtp_quit
 from core.settings import Settings
 from workflows.data.mail import BatchSendResult
 
 __all__ = ["GROUP_LIMIT", "BatchSendResult", "MailBatchActivities", "Pace", "unrecorded_bound"]
-
-GROUP_LIMIT = 16  # outcomes committed by one UPDATE at most, and most outcomes waiting for their commit
-HEARTBEAT_SECONDS = 5.0  # longest silence of a running batch
-COMMIT_TRIES = 5  # a lost database connection is retried (1, 2, 4, 8 s) before the batch fails
 
 
 def unrecorded_bound(connections: int) -> int:
@@ -74,80 +68,6 @@ class Pace:
         await asyncio.sleep(slot - loop.time())
 
 
-class _RecorderFailed(Exception):
-    """The writer could not record outcomes: the connections stop sending."""
-
-
-class _Recorder:
-    """The group-commit writer: commits the outcomes that are ready, a group at a time, and heartbeats."""
-
-    def __init__(self, record: Callable[[list[_Outcome]], None]) -> None:
-        self.record = record
-        self.ready: list[_Outcome] = []
-        self.committing = 0
-        self.counts = BatchSendResult(0, 0, 0)
-        self.closed = self.failed = False
-        self.wake = asyncio.Event()  # an outcome is ready, or the batch is over
-        self.room_made = asyncio.Event()  # a group was committed
-
-    @property
-    def done(self) -> int:
-        return self.counts.sent + self.counts.ko + self.counts.pending
-
-    def add(self, outcome: _Outcome) -> None:
-        self.ready.append(outcome)
-        self.wake.set()
-
-    def close(self) -> None:
-        """No more outcomes: commit what is left and stop."""
-        self.closed = True
-        self.wake.set()
-
-    async def room(self) -> None:
-        """Wait until fewer than GROUP_LIMIT outcomes wait for their commit (what keeps the bound)."""
-        while len(self.ready) + self.committing >= GROUP_LIMIT and not self.failed:
-            self.room_made.clear()
-            await self.room_made.wait()
-        if self.failed:
-            raise _RecorderFailed
-
-    async def run(self) -> None:
-        try:
-            while self.ready or not self.closed:
-                if not self.ready:
-                    self.wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(HEARTBEAT_SECONDS):
-                            await self.wake.wait()
-                    if not self.ready:
-                        activity.heartbeat(self.done)  # nothing moved (a slow or paced server): still alive
-                        continue
-                group, self.ready = self.ready[:GROUP_LIMIT], self.ready[GROUP_LIMIT:]
-                self.committing = len(group)
-                await self._commit(group)
-                self.committing = 0
-                for o in group:
-                    setattr(self.counts, o.status, getattr(self.counts, o.status) + 1)
-                self.room_made.set()
-                activity.heartbeat(self.done)
-        except BaseException:
-            self.failed = True
-            self.room_made.set()
-            raise
-
-    async def _commit(self, group: list[_Outcome]) -> None:
-        for attempt in range(COMMIT_TRIES):
-            try:
-                await asyncio.to_thread(self.record, group)
-                return
-            except OperationalError as exc:  # the database restarted or the connection dropped: try again
-                if attempt == COMMIT_TRIES - 1:
-                    raise
-                log.warning("mail.batch.record_retry", error=str(exc).splitlines()[0], attempt=attempt + 1)
-                activity.heartbeat(self.done)
-                await asyncio.sleep(2**attempt)
-
-
 # One statement for the whole group (half the cost of an executemany of the same rows). Only a pending row changes:
 # a row another attempt already recorded as sent or KO keeps its outcome.
 _RECORD = text("""
@@ -175,7 +95,7 @@ class MailBatchActivities:
         rows = await asyncio.to_thread(self._pending_rows, outbox_ids)
         if not rows:
             return BatchSendResult(0, 0, 0)
-        recorder = _Recorder(self._record)
+        recorder = Recorder[_Outcome](self._record)
         writer = asyncio.create_task(recorder.run())
         todo = iter(rows)  # shared by the connections: taking a row cannot race
         errors: list[str] = []  # why connections stopped
@@ -196,7 +116,7 @@ class MailBatchActivities:
                                    f"({errors[-1] if errors else 'voir les réponses'})", type="TemporarySmtpError")
         return counts
 
-    async def _connection(self, todo: Iterator[OutboxMessage], recorder: _Recorder, errors: list[str]) -> None:
+    async def _connection(self, todo: Iterator[OutboxMessage], recorder: Recorder[_Outcome], errors: list[str]) -> None:
         """One SMTP connection: sends the next row until none is left, reopens after a 4xx or a lost connection,
         stops when it cannot connect."""
         while True:

@@ -16,7 +16,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities import mail_batch
+from activities import mail_batch, recorder
 from activities.mail_batch import MailBatchActivities, unrecorded_bound
 from core import outbox
 from core.db import session_scope
@@ -128,7 +128,7 @@ async def test_paced_batch_on_four_connections_sends_each_mail_once_through_4xx_
 
 async def test_a_slow_paced_server_still_gets_heartbeats(sink: SmtpSink, monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing to commit for a while (here 0.5 s between mails): the batch still says it is alive."""
-    monkeypatch.setattr(mail_batch, "HEARTBEAT_SECONDS", 0.05)
+    monkeypatch.setattr(recorder, "HEARTBEAT_SECONDS", 0.05)
     ids = _enqueue(3)
     heartbeats: list[int] = []
     env = ActivityEnvironment()
@@ -228,5 +228,5 @@ async def test_heartbeat_timeout_of_the_workflows_leaves_room_for_the_heartbeats
     from workflows.common import BATCH_HEARTBEAT
 
     assert BATCH_HEARTBEAT.total_seconds() <= 20
-    assert BATCH_HEARTBEAT.total_seconds() >= 3 * mail_batch.HEARTBEAT_SECONDS
+    assert BATCH_HEARTBEAT.total_seconds() >= 3 * recorder.HEARTBEAT_SECONDS
 
