@@ -4,20 +4,24 @@ sending the validated notices one by one on a kept SMTP connection)."""
 
 import asyncio
 import contextlib
+import functools
 import time
+from dataclasses import dataclass, field
+from datetime import datetime
 
 import aiosmtplib
 from sqlalchemy import select
 from temporalio import activity
 
 from activities.mail import smtp_code
-from core.db import session_scope
+from activities.recorder import Recorder
+from core.db import session_scope, utcnow
 from core.logging import log
 from core.models import OutboxMessage
-from core.outbox import Attachment, build_email, envelope, smtp_client, smtp_quit
+from core.outbox import HeaderInjection, build_email, envelope, smtp_client, smtp_quit
 from core.pdf import PdfError, render_pdfs
 from core.settings import Settings
-from services.notices.models import NoticeRun, RobotSettings, RunItem
+from services.notices.models import NoticeRun, RunItem
 from services.notices.service import alerts, queue, robot, runs
 from workflows.data.notices import (
     FAILED,
@@ -37,6 +41,7 @@ from workflows.data.notices import (
 
 PDF_TIMEOUT_SECONDS = 30.0
 PAUSE_CHECK_SECONDS = 1.0
+CLAIM_AHEAD = 32  # notices claimed at once when there is no pause between mails (each says «envoi en cours»)
 
 
 def _on(settings: Settings, task_queue: str, mail_task_queue: str) -> Settings:
@@ -127,6 +132,25 @@ class NoticeActivities:
             robot.set_state(session, state.organisation_id, state.state, state.error)
 
 
+@dataclass(frozen=True)
+class _Ready:
+    """A claimed send, its message built (or why it cannot be)."""
+
+    send_id: int
+    sender: str
+    recipients: list[str]
+    data: bytes
+    refused: str | None = None  # a header the message cannot carry: KO at once, nothing sent
+
+
+@dataclass
+class _Outcome:
+    send_id: int
+    status: str  # sent | ko (the Recorder's counts)
+    reply: str
+    at: datetime = field(default_factory=utcnow)
+
+
 class NoticeMailActivities:
     """On the mail task queue: the robot's sending."""
 
@@ -135,109 +159,129 @@ class NoticeMailActivities:
 
     @activity.defn(name="send_validated_notices")
     async def send_validated_notices(self, batch: RobotRun) -> RobotBatch:
-        """Send validated notices one by one until none is left, a temporary error, a pause, or the limit. Returns
+        """Send validated notices in order until none is left, a temporary error, a pause, or the limit. Returns
         what it did and why it stopped; its state is written on the robot's settings."""
         organisation_id, limit = batch.organisation_id, batch.limit
         settings = self.settings.model_copy(update={"task_queue": batch.task_queue})
-        sent = failed = 0
+        recorder = Recorder[_Outcome](functools.partial(self._record, settings, organisation_id))
+        writer = asyncio.create_task(recorder.run())
         client: aiosmtplib.SMTP | None = None
-        stopped, error = "limit", None
-        looked_at = 0.0
-        # With no pause between mails, the next notice is claimed and read while the current one is on the wire.
-        ahead: asyncio.Task[tuple[robot.PreparedSend, OutboxMessage, list[Attachment], RobotSettings] | None] | None \
-            = None
+        stopped, error, handled, tried_out = "limit", None, 0, 0
+        held: set[int] = set()  # the sends this round claimed: never taken again as "unfinished" by a claim ahead
+        ahead: asyncio.Task[list[_Ready]] | None = None
+        config, looked_at = None, 0.0
         try:
-            while sent + failed < limit:
-                if time.monotonic() - looked_at >= PAUSE_CHECK_SECONDS:  # «Suspendre» is seen within a second
+            while handled < limit:
+                if config is None or time.monotonic() - looked_at >= PAUSE_CHECK_SECONDS:  # «Suspendre» within 1 s
                     looked_at = time.monotonic()
-                    if (await asyncio.to_thread(self._config, organisation_id)).paused:
+                    config = await asyncio.to_thread(self._config, organisation_id)
+                    if config.paused:
                         stopped = "paused"
                         break
-                prepared = await ahead if ahead else await asyncio.to_thread(self._next, settings, organisation_id)
+                room = limit - handled
+                window = 1 if config.pause_ms else min(CLAIM_AHEAD, room)
+                claimed = await ahead if ahead else await asyncio.to_thread(
+                    self._claim, settings, organisation_id, window, frozenset(held))
                 ahead = None
-                if prepared is None:
+                if not claimed:
                     stopped = "empty"
                     break
-                send, row, attachments, robot_settings = prepared
-                activity.heartbeat(sent + failed)
-                if not robot_settings.pause_ms and sent + failed + 1 < limit:
-                    ahead = asyncio.create_task(asyncio.to_thread(self._next, settings, organisation_id,
-                                                                  {send.send_id}))
-                try:
-                    if client is None or not client.is_connected:
-                        client = smtp_client(self.settings)
-                        await client.connect()
-                        if self.settings.smtp_username:
-                            await client.login(self.settings.smtp_username, self.settings.smtp_password or "")
-                    sender, recipients = envelope(row)
-                    _errors, reply = await client.sendmail(sender, recipients,
-                                                           build_email(row, attachments).as_bytes())
-                except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                    code = smtp_code(exc)
-                    reply = f"{code} {getattr(exc, 'message', '') or exc}" if code else f"{type(exc).__name__}: {exc}"
-                    if code is not None and code >= 500:
-                        await asyncio.to_thread(self._record, settings, send.send_id, FAILED, reply)
-                        failed += 1
-                        error = reply
-                        assert client is not None  # connected above: the refusal came from the server
-                        with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
-                            await client.rset()  # usable for the next notice
-                        continue  # this address is refused; the next notice may go
-                    tries_left = await asyncio.to_thread(self._record_try, settings, send.send_id, reply,
-                                                         robot_settings)
-                    if not tries_left:
-                        failed += 1
-                    stopped, error = "error_wait", reply
-                    if client is not None:
-                        client.close()
-                    client = None
+                held.update(r.send_id for r in claimed)
+                if not config.pause_ms and room > len(claimed):  # the next ones are read while these go out
+                    ahead = asyncio.create_task(asyncio.to_thread(
+                        self._claim, settings, organisation_id, min(window, room - len(claimed)), frozenset(held)))
+                for ready in claimed:
+                    handled += 1
+                    await recorder.room()
+                    if ready.refused:
+                        recorder.add(_Outcome(ready.send_id, "ko", ready.refused))
+                        continue
+                    try:
+                        if client is None or not client.is_connected:
+                            client = await self._connect()
+                        _errors, reply = await client.sendmail(ready.sender, ready.recipients, ready.data)
+                    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                        code = smtp_code(exc)
+                        reply = f"{code} {getattr(exc, 'message', '') or exc}" if code else \
+                            f"{type(exc).__name__}: {exc}"
+                        if code is not None and code >= 500:
+                            recorder.add(_Outcome(ready.send_id, "ko", reply))
+                            error = reply
+                            assert client is not None  # connected above: the refusal came from the server
+                            with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+                                await client.rset()  # usable for the next notice
+                            continue  # this address is refused; the next notice may go
+                        # A 4xx or a lost connection: this try is counted, the rest of the claimed sends stay
+                        # unfinished and go first after the robot's wait.
+                        await recorder.drain()
+                        tries_left = await asyncio.to_thread(self._record_try, settings, organisation_id,
+                                                             ready.send_id, reply)
+                        tried_out += not tries_left
+                        stopped, error = "error_wait", reply
+                        if client is not None:
+                            client.close()
+                        client = None
+                        break
+                    recorder.add(_Outcome(ready.send_id, "sent", reply))
+                    if config.pause_ms:
+                        await asyncio.sleep(config.pause_ms / 1000)
+                if stopped == "error_wait":
                     break
-                await asyncio.to_thread(self._record, settings, send.send_id, SENT, reply)
-                sent += 1
-                if robot_settings.pause_ms:
-                    await asyncio.sleep(robot_settings.pause_ms / 1000)
         finally:
-            if ahead is not None:  # claimed ahead and not sent: it stays «sending», first of the next round
+            recorder.close()
+            await asyncio.shield(writer)  # what was sent gets recorded, whatever stopped us
+            if ahead is not None:  # claimed ahead and not sent: they stay «sending», first of the next round
                 with contextlib.suppress(Exception):
                     await ahead
             if client is not None:
                 await smtp_quit(client)
+        sent, failed = recorder.counts.sent, recorder.counts.ko + tried_out
         state = {"limit": "running", "empty": "idle", "paused": "paused", "error_wait": "error_wait"}[stopped]
         await asyncio.to_thread(self._state, organisation_id, state, error)
         log.info("notices.robot_batch", organisation_id=organisation_id, sent=sent, failed=failed, stopped=stopped)
         return RobotBatch(sent, failed, stopped, error)
 
+    async def _connect(self) -> aiosmtplib.SMTP:
+        client = smtp_client(self.settings)
+        await client.connect()
+        if self.settings.smtp_username:
+            await client.login(self.settings.smtp_username, self.settings.smtp_password or "")
+        return client
+
     def _config(self, organisation_id: int) -> RobotConfig:
         with session_scope() as session:
             return robot.config(session, organisation_id)
 
-    def _next(self, settings: Settings, organisation_id: int, busy: frozenset[int] | set[int] = frozenset()
-              ) -> tuple[robot.PreparedSend, OutboxMessage, list[Attachment], RobotSettings] | None:
-        """The next send (claimed, its outbox row written: committed before anything goes out), with its bytes."""
-        with session_scope() as session:  # one transaction, committed before anything goes out
-            prepared = robot.next_send(session, settings, organisation_id, busy)
-            if prepared is None:
-                return None
-            session.flush()
-            row = session.get(OutboxMessage, prepared.outbox_id)
-            assert row is not None
-            attachments = prepared.attachments if prepared.attachments is not None else \
-                robot.load_attachments(session, row)
-            settings_row = robot.robot_settings(session, organisation_id)
-            session.expunge_all()
-        return prepared, row, attachments, settings_row
-
-    @staticmethod
-    def _record(settings: Settings, send_id: int, status: str, reply: str) -> None:
+    def _claim(self, settings: Settings, organisation_id: int, count: int, held: frozenset[int]) -> list[_Ready]:
+        """The next sends, claimed and written (committed before anything goes out), their messages built."""
         with session_scope() as session:
-            robot.record_send(session, settings, send_id, status=status, reply=reply)
+            prepared = robot.claim_sends(session, settings, organisation_id, count, held)
+            rows = {r.id: r for r in session.scalars(select(OutboxMessage).where(
+                OutboxMessage.id.in_([p.outbox_id for p in prepared])))}
+            loaded = [(p, rows[p.outbox_id], p.attachments if p.attachments is not None else
+                       robot.load_attachments(session, rows[p.outbox_id])) for p in prepared]
+            session.expunge_all()
+        out = []
+        for p, row, attachments in loaded:
+            sender, recipients = envelope(row)
+            try:
+                out.append(_Ready(p.send_id, sender, recipients, build_email(row, attachments).as_bytes()))
+            except HeaderInjection as exc:
+                out.append(_Ready(p.send_id, sender, recipients, b"", str(exc)))
+        return out
 
     @staticmethod
-    def _record_try(settings: Settings, send_id: int, reply: str, robot_settings: RobotSettings) -> bool:
+    def _record(settings: Settings, organisation_id: int, outcomes: list[_Outcome]) -> None:
+        with session_scope() as session:
+            robot.record_replies(session, settings, organisation_id, [
+                robot.SendReply(o.send_id, SENT if o.status == "sent" else FAILED, o.reply, o.at) for o in outcomes])
+
+    @staticmethod
+    def _record_try(settings: Settings, organisation_id: int, send_id: int, reply: str) -> bool:
         """A 4xx or connection error: counted; after the last allowed try the send is KO. True: tries are left."""
         with session_scope() as session:
-            return robot.record_try(session, settings, send_id, reply=reply,
-                                    max_attempts=robot_settings.max_attempts)
+            max_attempts = robot.robot_settings(session, organisation_id).max_attempts
+            return robot.record_try(session, settings, send_id, reply=reply, max_attempts=max_attempts)
 
     def _state(self, organisation_id: int, state: str, error: str | None) -> None:
         with session_scope() as session:

@@ -135,6 +135,18 @@ def sent(org_id: int) -> int:
                                                          Notice.status == "OK")) or 0
 
 
+def undelivered(org_id: int) -> int:
+    """The organisation's starts and signals not yet handed to Temporal."""
+    from sqlalchemy import func, select
+
+    from core.db import session_scope
+    from core.models import WorkflowSignal
+
+    with session_scope() as session:
+        return session.scalar(select(func.count()).where(WorkflowSignal.organisation_id == org_id,
+                                                         WorkflowSignal.delivered_at.is_(None))) or 0
+
+
 def acceptance_span(org_id: int) -> tuple[float, int]:
     """Seconds from the first SMTP acceptance to the last, and how many."""
     from sqlalchemy import select
@@ -181,7 +193,7 @@ async def main() -> int:
     from core.settings import get_settings
     from core.ui import today_paris
     from services.notices.models import NoticeDocument
-    from services.notices.service import runs
+    from services.notices.service import robot, runs
 
     settings = get_settings()
     org_id, entity_id, user_id = seed(args.notices)
@@ -204,10 +216,18 @@ async def main() -> int:
             rendered_at = time.perf_counter()
             assert state[0] == "awaiting_answer", state
             render_seconds = rendered_at - started
-            with session_scope() as session:
+            with session_scope() as session:  # «Suspendre», «Oui»: the notices are V, their workflows start
                 answered, user = session.get(runs.NoticeRun, run_id), session.get(User, user_id)
                 assert answered is not None and user is not None
+                robot.set_paused(session, settings, user=user, paused=True)
                 runs.answer_run(session, settings, user=user, run=answered, confirmed=True)
+            while run_status(run_id)[0] != "confirmed" or undelivered(org_id):  # noqa: ASYNC110 (in the database)
+                await asyncio.sleep(0.1)
+            queued_at = time.perf_counter()
+            with session_scope() as session:  # «Reprendre»: the robot sends the queue
+                user = session.get(User, user_id)
+                assert user is not None
+                robot.set_paused(session, settings, user=user, paused=False)
             while sent(org_id) < args.notices:  # noqa: ASYNC110 (the workers' progress, in the database)
                 await asyncio.sleep(0.2)
             finished = time.perf_counter()
@@ -225,7 +245,8 @@ async def main() -> int:
     rss_mb = {name: peak / 2**20 for name, peak in watch.peak.items()}
     cores = psutil.cpu_count() or 1
     print(f"run: {args.notices} notices, «Mail» → last mail in the sink in {finished - started:.1f} s "
-          f"(PDFs {render_seconds:.1f} s, then «Oui» → {args.notices} sent in {finished - rendered_at:.1f} s); "
+          f"(PDFs {render_seconds:.1f} s; «Suspendre», «Oui» → the notices' workflows started in "
+          f"{queued_at - rendered_at:.1f} s; «Reprendre» → {args.notices} OK in {finished - queued_at:.1f} s); "
           f"machine: {cores} cores, load average {os.getloadavg()[0]:.1f}")
     pdf_ratio = pdf_rate / naive
     print(f"PDF: {pdf_rate:.1f} notices/s against a naive single-process loop at {naive:.1f}/s "

@@ -67,6 +67,15 @@ def queue_signal(session: Session, *, organisation_id: int, workflow_id: str, si
                               "start": asdict(start) if start else None})
 
 
+def queue_signals(session: Session, *, organisation_id: int, signal: str, task_queue: str,
+                  payloads: list[tuple[str, object]]) -> None:
+    """Several signals of one kind, [(workflow id, payload)], in one INSERT: as many `queue_signal` calls."""
+    if payloads:
+        session.execute(_INSERT, [{"organisation_id": organisation_id, "workflow_id": workflow_id, "signal": signal,
+                                   "payload": to_jsonable_python(payload), "task_queue": task_queue, "start": None}
+                                  for workflow_id, payload in payloads])
+
+
 def queue_start(session: Session, *, organisation_id: int, spec: StartSpec) -> None:
     """Add the start of `spec`'s workflow to the caller's transaction (started once it commits, and only then)."""
     session.execute(_INSERT, {"organisation_id": organisation_id, "workflow_id": spec.workflow_id, "signal": None,

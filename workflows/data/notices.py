@@ -118,6 +118,7 @@ class RobotConfig:
     paused: bool
     idle_ms: int
     error_wait_ms: int
+    pause_ms: int = 800  # between two mails (0: the robot claims a few notices ahead)
 
 
 @dataclass

@@ -60,6 +60,12 @@ def fetch_document(session: Session, *, organisation_id: int, document_id: int) 
     return _checked(get_scoped(session, NoticeDocument, document_id, organisation_id))
 
 
+def fetch_documents(session: Session, *, organisation_id: int, document_ids: list[int]) -> list[NoticeDocument]:
+    """Several stored notices of the organisation, in one query, each checked against its SHA-256."""
+    stmt = scoped(NoticeDocument, organisation_id).where(NoticeDocument.id.in_(document_ids))
+    return [d for d in map(_checked, session.scalars(stmt)) if d is not None]
+
+
 def fetch_by_key(session: Session, *, organisation_id: int, key: str) -> NoticeDocument | None:
     """A stored notice by its storage key (what an outbox attachment names), or None."""
     stmt = scoped(NoticeDocument, organisation_id).where(NoticeDocument.storage_key == key)

@@ -1,17 +1,21 @@
-"""The «Automate d'envoi»: its settings, and the steps of one send, called by the robot's activity.
+"""The «Automate d'envoi»: its settings, and the steps of its sends, called by the robot's activity.
 
-One notice at a time, in the order they were validated: `next_send` claims it (never one with a request pending:
-a block recorded first always wins) and writes its send and its outbox row (the PDF named by its storage key, From,
-Reply-To, Bcc from the settings) in one transaction; the activity sends it; `record_send` writes the reply on the
-send and the outbox row and tells the notice's workflow, in one transaction. A crash between the SMTP reply and
-that commit re-sends the one mail in flight, never more. The robot never writes a notice's status.
+In the order they were validated: `claim_sends` claims the next notices (never one with a request pending: a block
+recorded first always wins) and writes their sends and outbox rows (the PDF named by its storage key, From,
+Reply-To, Bcc from the settings) in one transaction, before anything goes out; the activity sends them;
+`record_replies` writes a group of replies on the sends and outbox rows and tells each notice's workflow, in one
+transaction. With a pause between mails the robot claims one notice at a time; without one it claims a few ahead.
+A crash can re-send only what was accepted and not yet recorded: the mail in flight plus the group waiting for its
+commit (`activities.recorder.GROUP_LIMIT`). The robot never writes a notice's status.
 """
 
+import json
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import case, select, text, update
+from sqlalchemy import case, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -20,11 +24,11 @@ from core.maillayout import wrap_mail_html
 from core.models import Organisation, OutboxMessage, User
 from core.outbox import Attachment, NewMessage, enqueue_many
 from core.settings import Settings
-from core.signals import queue_signal
+from core.signals import queue_signal, queue_signals
 from core.ui import PARIS
 from services.notices.models import Client, Contract, LegalEntity, Notice, NoticeSend, Receipt, RobotSettings
 from services.notices.service import mailtemplate
-from services.notices.service.documents import fetch_by_key, fetch_document
+from services.notices.service.documents import fetch_by_key, fetch_documents
 from services.notices.service.fields import EMAIL
 from services.notices.service.starts import robot_start, robot_workflow_id
 from workflows.data.notices import FAILED, ROBOT_CONTROL, SEND_OUTCOME, SENT, RobotConfig, RobotControl, SendOutcome
@@ -49,7 +53,7 @@ def config(session: Session, organisation_id: int) -> RobotConfig:
     robot = robot_settings(session, organisation_id)
     if robot.paused and robot.state != "paused":
         set_state(session, organisation_id, "paused")
-    return RobotConfig(robot.paused, robot.idle_ms, robot.error_wait_ms)
+    return RobotConfig(robot.paused, robot.idle_ms, robot.error_wait_ms, robot.pause_ms)
 
 
 def set_state(session: Session, organisation_id: int, state: str, error: str | None = None) -> None:
@@ -128,7 +132,7 @@ def check_settings(session: Session, organisation_id: int, raw: dict[str, str]) 
     return CheckedSettings(values, errors)
 
 
-# --- One send ------------------------------------------------------------------------------------------------------
+# --- Sends ---------------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class PreparedSend:
@@ -141,54 +145,69 @@ class PreparedSend:
 
 _CLAIM = text("""
 UPDATE notices.notices SET claimed_at = now()
- WHERE id = (SELECT id FROM notices.notices
-              WHERE organisation_id = :org AND status = 'V' AND claimed_at IS NULL AND pending_action IS NULL
-                AND NOT closed
-              ORDER BY validated_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+ WHERE id IN (SELECT id FROM notices.notices
+               WHERE organisation_id = :org AND status = 'V' AND claimed_at IS NULL AND pending_action IS NULL
+                 AND NOT closed
+               ORDER BY validated_at, id LIMIT :count FOR UPDATE SKIP LOCKED)
 RETURNING id""")
+
+
+def claim_sends(session: Session, settings: Settings, organisation_id: int, count: int = 1,
+                busy: Collection[int] = ()) -> list[PreparedSend]:
+    """The next sends to make, at most `count`, in the order they are to go: those left unfinished (an error to
+    retry, a crash) first, else the next validated notices, claimed and each given its send and its outbox row.
+    `busy`: the sends the caller already holds (claimed ahead of them, never the same one twice)."""
+    stmt = (select(NoticeSend).join(Notice, Notice.id == NoticeSend.notice_id)
+            .where(Notice.organisation_id == organisation_id, NoticeSend.status == "sending"))
+    if busy:
+        stmt = stmt.where(NoticeSend.id.not_in(list(busy)))
+    unfinished = session.scalars(stmt.order_by(NoticeSend.id).limit(count)
+                                 .with_for_update(of=NoticeSend, skip_locked=True)).all()
+    if unfinished:
+        return [PreparedSend(s.id, s.notice_id, s.outbox_id, s.tries) for s in unfinished if s.outbox_id is not None]
+    ids = list(session.scalars(_CLAIM, {"org": organisation_id, "count": count}))
+    if not ids:
+        return []
+    robot = robot_settings(session, organisation_id)
+    rows = session.execute(
+        select(Notice, Client, Receipt, Contract, LegalEntity).join(Client, Client.id == Notice.client_id)
+        .join(Receipt, Receipt.id == Notice.receipt_id).join(Contract, Contract.id == Receipt.contract_id)
+        .join(LegalEntity, LegalEntity.id == Notice.legal_entity_id)
+        .where(Notice.id.in_(ids)).order_by(Notice.validated_at, Notice.id)).all()
+    documents = {d.id: d for d in fetch_documents(session, organisation_id=organisation_id,
+                                                  document_ids=[r.Notice.document_id for r in rows])}
+    last_attempts = dict(session.execute(select(NoticeSend.notice_id, func.max(NoticeSend.attempt))
+                                         .where(NoticeSend.notice_id.in_(ids)).group_by(NoticeSend.notice_id)).all())
+    sends, messages = [], []
+    for notice, client, receipt, contract, entity in rows:
+        document = documents[notice.document_id]
+        attempt = (last_attempts.get(notice.id) or 0) + 1
+        email = (client.email or notice.email).strip()  # the client's address as it is now (a corrected one counts)
+        sends.append(NoticeSend(notice_id=notice.id, attempt=attempt, email=email, status="sending",
+                                started_at=utcnow()))
+        fields = mailtemplate.values(notice=notice, client=client, contract=contract, receipt=receipt, entity=entity)
+        messages.append(build_message(robot, fields, key=f"avis-{notice.id}-envoi-{attempt}", to=email,
+                                      settings=settings, document_key=document.storage_key,
+                                      filename=document.filename))
+    outbox_ids = enqueue_many(session, settings=settings, organisation_id=organisation_id, messages=messages)
+    for send, message in zip(sends, messages, strict=True):
+        send.outbox_id = outbox_ids[message.key]
+    session.add_all(sends)
+    session.flush()
+    out = []
+    for send, (notice, *_rest) in zip(sends, rows, strict=True):
+        document = documents[notice.document_id]
+        assert send.outbox_id is not None
+        out.append(PreparedSend(send.id, notice.id, send.outbox_id, 0,
+                                [Attachment(document.filename, document.content_type, document.content)]))
+    return out
 
 
 def next_send(session: Session, settings: Settings, organisation_id: int,
               busy: Collection[int] = ()) -> PreparedSend | None:
-    """The send to make now: one left unfinished (an error to retry, a crash), else the next validated notice.
-    `busy`: the sends the caller has on the wire (claimed ahead of them, never the same one twice)."""
-    stmt = (select(NoticeSend, Notice).join(Notice, Notice.id == NoticeSend.notice_id)
-            .where(Notice.organisation_id == organisation_id, NoticeSend.status == "sending"))
-    if busy:
-        stmt = stmt.where(NoticeSend.id.not_in(list(busy)))
-    unfinished = session.execute(stmt.order_by(NoticeSend.id).limit(1)
-                                 .with_for_update(of=NoticeSend, skip_locked=True)).first()
-    if unfinished is not None:
-        send, notice = unfinished
-        assert send.outbox_id is not None
-        return PreparedSend(send.id, notice.id, send.outbox_id, send.tries)
-    notice_id = session.scalar(_CLAIM, {"org": organisation_id})
-    if notice_id is None:
-        return None
-    claimed = session.get(Notice, notice_id)
-    assert claimed is not None
-    notice = claimed
-    robot = robot_settings(session, organisation_id)
-    client = session.get(Client, notice.client_id)
-    receipt = session.get(Receipt, notice.receipt_id)
-    assert client is not None and receipt is not None
-    contract = session.get(Contract, receipt.contract_id)
-    entity = session.get(LegalEntity, notice.legal_entity_id)
-    document = fetch_document(session, organisation_id=organisation_id, document_id=notice.document_id)
-    assert contract is not None and entity is not None and document is not None
-    attempt = (session.scalar(select(NoticeSend.attempt).where(NoticeSend.notice_id == notice.id)
-                              .order_by(NoticeSend.attempt.desc()).limit(1)) or 0) + 1
-    email = (client.email or notice.email).strip()  # the client's address as it is now (a corrected one counts)
-    send = NoticeSend(notice_id=notice.id, attempt=attempt, email=email, status="sending", started_at=utcnow())
-    session.add(send)
-    session.flush()
-    fields = mailtemplate.values(notice=notice, client=client, contract=contract, receipt=receipt, entity=entity)
-    message = build_message(robot, fields, key=f"avis-{notice.id}-envoi-{attempt}", to=email,
-                            settings=settings, document_key=document.storage_key, filename=document.filename)
-    send.outbox_id = enqueue_many(session, settings=settings, organisation_id=organisation_id,
-                                  messages=[message])[message.key]
-    return PreparedSend(send.id, notice.id, send.outbox_id, 0,
-                        [Attachment(document.filename, document.content_type, document.content)])
+    """The one send to make now (see `claim_sends`)."""
+    claimed = claim_sends(session, settings, organisation_id, 1, busy)
+    return claimed[0] if claimed else None
 
 
 def build_message(robot: RobotSettings, fields: dict[str, str], *, key: str, to: str, settings: Settings,
@@ -219,33 +238,59 @@ def load_attachments(session: Session, row: OutboxMessage) -> list[Attachment]:
     return out
 
 
-def record_send(session: Session, settings: Settings, send_id: int, *, status: str | None, reply: str) -> None:
-    """The reply of one try. `status` OK or KO ends the send and tells the notice's workflow; None is a try that
-    failed for now (4xx, connection): counted, kept for the next try."""
-    send = session.get(NoticeSend, send_id, with_for_update=True)
-    assert send is not None
-    if send.status != "sending":
-        return  # recorded before (a retried activity)
-    notice = session.get(Notice, send.notice_id)
-    assert notice is not None and send.outbox_id is not None
-    send.tries += 1
-    send.reply = reply[:2000]
-    now = utcnow()
-    row_status = {SENT: "sent", FAILED: "ko", None: "pending"}[status]
-    session.execute(update(OutboxMessage).where(OutboxMessage.id == send.outbox_id).values(
-        status=row_status, attempts=OutboxMessage.attempts + 1, last_reply=reply[:2000],
-        sent_at=now if status == SENT else None))
-    if status is None:
+@dataclass(frozen=True)
+class SendReply:
+    """The server's answer to one try of a send: OK or KO ends it; None is a try that failed for now."""
+
+    send_id: int
+    status: str | None
+    reply: str
+    at: datetime  # when the reply came: the send's «Dte. Envoi»
+
+
+# The group in three statements. A send recorded before (a retried activity) is not "sending" any more: the UPDATE
+# leaves it, its outbox row and its workflow alone.
+_RECORD_SENDS = text("""
+    UPDATE notices.notice_sends s
+       SET tries = s.tries + 1, reply = g.reply, status = coalesce(g.status, s.status),
+           finished_at = CASE WHEN g.status IS NULL THEN NULL ELSE g.at END
+      FROM jsonb_to_recordset(CAST(:group AS jsonb)) AS g(id bigint, status text, reply text, at timestamptz),
+           notices.notices n
+     WHERE s.id = g.id AND s.status = 'sending' AND n.id = s.notice_id
+ RETURNING s.id, s.outbox_id, g.status, g.reply, g.at, n.workflow_id""")
+_RECORD_OUTBOX = text("""
+    UPDATE core.outbox o
+       SET status = g.status, attempts = o.attempts + 1, last_reply = g.reply, sent_at = g.sent_at
+      FROM jsonb_to_recordset(CAST(:group AS jsonb)) AS g(id bigint, status text, reply text, sent_at timestamptz)
+     WHERE o.id = g.id AND o.status = 'pending'""")
+
+
+def record_replies(session: Session, settings: Settings, organisation_id: int, replies: Sequence[SendReply]) -> None:
+    """The replies of a group of tries of the organisation's sends, in one transaction: each send and its outbox
+    row get the reply, and each send that ended tells its notice's workflow."""
+    group = [{"id": r.send_id, "status": r.status, "reply": r.reply[:2000], "at": r.at.isoformat()} for r in replies]
+    recorded = session.execute(_RECORD_SENDS, {"group": json.dumps(group)}).all()
+    if not recorded:
         return
-    send.status, send.finished_at = status, now
-    queue_signal(session, organisation_id=notice.organisation_id, workflow_id=notice.workflow_id,
-                 signal=SEND_OUTCOME, payload=SendOutcome(send.id, status, reply[:2000]),
-                 task_queue=settings.task_queue)
-    if status == SENT:
-        today = now.astimezone(PARIS).date()
-        session.execute(update(RobotSettings).where(RobotSettings.organisation_id == notice.organisation_id).values(
-            sent_today=case((RobotSettings.sent_day == today, RobotSettings.sent_today + 1), else_=1),
+    session.execute(_RECORD_OUTBOX, {"group": json.dumps([
+        {"id": r.outbox_id, "status": {SENT: "sent", FAILED: "ko", None: "pending"}[r.status], "reply": r.reply,
+         "sent_at": r.at.isoformat() if r.status == SENT else None} for r in recorded])})
+    queue_signals(session, organisation_id=organisation_id, signal=SEND_OUTCOME, task_queue=settings.task_queue,
+                  payloads=[(r.workflow_id, SendOutcome(r.id, r.status, r.reply)) for r in recorded if r.status])
+    sent = sum(r.status == SENT for r in recorded)
+    if sent:
+        today = utcnow().astimezone(PARIS).date()
+        session.execute(update(RobotSettings).where(RobotSettings.organisation_id == organisation_id).values(
+            sent_today=case((RobotSettings.sent_day == today, RobotSettings.sent_today + sent), else_=sent),
             sent_day=today))
+
+
+def record_send(session: Session, settings: Settings, send_id: int, *, status: str | None, reply: str) -> None:
+    """The reply of one try (see `record_replies`)."""
+    organisation_id = session.scalar(select(Notice.organisation_id).join(NoticeSend, NoticeSend.notice_id == Notice.id)
+                                     .where(NoticeSend.id == send_id))
+    assert organisation_id is not None
+    record_replies(session, settings, organisation_id, [SendReply(send_id, status, reply, utcnow())])
 
 
 def record_try(session: Session, settings: Settings, send_id: int, *, reply: str, max_attempts: int) -> bool:

@@ -1,0 +1,130 @@
+"""The robot's sending activity with no pause between mails, on PostgreSQL and the SMTP catcher: more validated notices
+than it claims at once, sent in the order they were validated, each once, with its outcome recorded and signalled
+to its workflow; a 5xx is KO at once and the rest go on; a 4xx stops the round, and the next round sends the
+notices this one had claimed first, each still once."""
+
+from datetime import date, timedelta
+
+from sqlalchemy import func, select, update
+from temporalio.testing import ActivityEnvironment
+
+from activities.notices import CLAIM_AHEAD, NoticeMailActivities
+from core.db import session_scope, utcnow
+from core.models import OutboxMessage, WorkflowSignal
+from core.settings import get_settings
+from services.notices.models import Client, Contract, Notice, NoticeSend, Receipt, RobotSettings
+from services.notices.service import records, robot
+from services.notices.service.documents import store_notice_pdf
+from tests.support.notices import Broker, client_item, contract_item, make_broker, receipt_item, save
+from tests.support.smtp import SmtpSink
+from workflows.data.notices import SEND_OUTCOME, RobotRun
+
+COUNT = CLAIM_AHEAD + 8  # more than one claim
+
+
+def _validated_notices(count: int) -> tuple[Broker, list[str]]:
+    """`count` notices in status V, validated one second apart (the robot's order is the reverse of the dossiers'):
+    the broker and the addresses in the order the robot must send them."""
+    broker = make_broker()
+    numbers = [f"R{n:03d}" for n in range(count)]
+    save(broker, records.CLIENTS, *(client_item(n) for n in numbers))
+    save(broker, records.CONTRACTS, *(contract_item(f"C{n}", n) for n in numbers))
+    save(broker, records.RECEIPTS, *(receipt_item(f"Q{n}", f"C{n}") for n in numbers))
+    entity_id = broker.entities["SIEGE"]
+    start = utcnow()
+    with session_scope() as session:
+        robot.robot_settings(session, broker.id)
+        session.execute(update(RobotSettings).where(RobotSettings.organisation_id == broker.id).values(pause_ms=0))
+        rows = session.execute(select(Client.id, Client.email, Receipt.id).join(
+            Contract, Contract.client_id == Client.id).join(
+            Receipt, Receipt.contract_id == Contract.id).where(Client.organisation_id == broker.id)
+            .order_by(Client.number)).all()
+        for n, (client_id, email, receipt_id) in enumerate(rows):
+            document = store_notice_pdf(session, organisation_id=broker.id, legal_entity_id=entity_id,
+                                        notice_number=1000 + n, pdf=f"%PDF-1.4 avis {n}".encode(), client_id=client_id,
+                                        receipt_id=receipt_id).document
+            session.add(Notice(organisation_id=broker.id, receipt_id=receipt_id, client_id=client_id,
+                               legal_entity_id=entity_id, document_id=document.id, number=1000 + n,
+                               workflow_id=f"avis-{broker.slug}-{n}", status="V", email=email,
+                               due_date=date(2027, 1, 1), validated_at=start - timedelta(seconds=n)))
+    order = [str(e) for _, e, _ in reversed(rows)]
+    return broker, order
+
+
+def _run(broker: Broker, limit: int = 200) -> RobotRun:
+    return RobotRun(broker.id, limit, get_settings().task_queue)
+
+
+def _sends(broker: Broker) -> list[NoticeSend]:
+    with session_scope() as session:
+        sends = list(session.scalars(select(NoticeSend).join(Notice, Notice.id == NoticeSend.notice_id)
+                                     .where(Notice.organisation_id == broker.id).order_by(NoticeSend.id)))
+        session.expunge_all()
+        return sends
+
+
+def _outcome_signals(broker: Broker) -> int:
+    with session_scope() as session:
+        return session.scalar(select(func.count()).select_from(WorkflowSignal).where(
+            WorkflowSignal.organisation_id == broker.id, WorkflowSignal.signal == SEND_OUTCOME)) or 0
+
+
+async def test_a_round_sends_every_notice_once_in_order_and_a_5xx_is_ko_at_once(sink: SmtpSink) -> None:
+    broker, order = _validated_notices(COUNT)
+    sink.scripted_replies.append("550 5.1.1 Adresse inconnue")  # the first to go
+    activities = NoticeMailActivities(get_settings())
+    done = await ActivityEnvironment().run(activities.send_validated_notices, _run(broker))
+    assert (done.sent, done.failed, done.stopped) == (COUNT - 1, 1, "empty")
+    assert done.error == "550 5.1.1 Adresse inconnue"
+    assert [str(m["To"]) for m in sink.messages] == order[1:]  # validated order, each once, the refused one never
+    assert all(m.get_content_type() == "multipart/mixed" for m in sink.messages)
+    assert next(sink.messages[0].iter_attachments()).get_content() == f"%PDF-1.4 avis {COUNT - 2}".encode()
+    sends = _sends(broker)
+    assert len(sends) == COUNT and {s.tries for s in sends} == {1}
+    by_mail = {s.email: s for s in sends}
+    assert by_mail[order[0]].status == "KO" and by_mail[order[0]].reply == "550 5.1.1 Adresse inconnue"
+    assert {by_mail[e].status for e in order[1:]} == {"OK"}
+    finished = [f for e in order[1:] if (f := by_mail[e].finished_at) is not None]
+    assert len(finished) == COUNT - 1 and finished == sorted(finished)  # the reply's time, in order
+    with session_scope() as session:
+        outbox = {r.recipients[0]: r for r in session.scalars(select(OutboxMessage).where(
+            OutboxMessage.id.in_([s.outbox_id for s in sends])))}
+        robot_row = session.get(RobotSettings, broker.id)
+        assert robot_row is not None and robot_row.sent_today == COUNT - 1 and robot_row.state == "idle"
+    assert outbox[order[0]].status == "ko" and {outbox[e].status for e in order[1:]} == {"sent"}
+    assert {r.attempts for r in outbox.values()} == {1}
+    assert _outcome_signals(broker) == COUNT  # each notice's workflow is told, once
+
+    again = await ActivityEnvironment().run(activities.send_validated_notices, _run(broker))
+    assert (again.sent, again.failed, again.stopped) == (0, 0, "empty") and len(sink.messages) == COUNT - 1
+
+
+async def test_a_4xx_stops_the_round_and_the_next_sends_what_it_had_claimed_first_once(sink: SmtpSink) -> None:
+    broker, order = _validated_notices(COUNT)
+    sink.scripted_replies.append("451 4.3.0 Réessayez plus tard")
+    activities = NoticeMailActivities(get_settings())
+    first = await ActivityEnvironment().run(activities.send_validated_notices, _run(broker))
+    assert (first.sent, first.failed, first.stopped) == (0, 0, "error_wait")
+    assert first.error == "451 4.3.0 Réessayez plus tard" and sink.messages == []
+    claimed = _sends(broker)
+    assert len(claimed) >= CLAIM_AHEAD  # written before anything went out, and kept for the next round
+    assert {s.status for s in claimed} == {"sending"} and [s.tries for s in claimed][0] == 1
+    with session_scope() as session:
+        assert session.get(RobotSettings, broker.id).state == "error_wait"  # type: ignore[union-attr]
+
+    second = await ActivityEnvironment().run(activities.send_validated_notices, _run(broker))
+    assert (second.sent, second.failed, second.stopped) == (COUNT, 0, "empty")
+    assert [str(m["To"]) for m in sink.messages] == order  # the interrupted one first, each once
+    sends = _sends(broker)
+    assert len(sends) == COUNT and {s.status for s in sends} == {"OK"}
+    assert sends[0].id == claimed[0].id and sends[0].tries == 2  # the same send, tried again
+    assert _outcome_signals(broker) == COUNT
+
+
+async def test_a_round_stops_at_its_limit_without_claiming_beyond_it(sink: SmtpSink) -> None:
+    broker, order = _validated_notices(12)
+    activities = NoticeMailActivities(get_settings())
+    done = await ActivityEnvironment().run(activities.send_validated_notices, _run(broker, limit=5))
+    assert (done.sent, done.stopped) == (5, "limit")
+    assert [str(m["To"]) for m in sink.messages] == order[:5]
+    assert len(_sends(broker)) == 5  # nothing claimed past the limit: the rest can still be blocked
