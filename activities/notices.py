@@ -11,6 +11,7 @@ from datetime import datetime
 
 import aiosmtplib
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from temporalio import activity
 
 from activities.mail import smtp_code
@@ -18,11 +19,12 @@ from activities.recorder import Recorder
 from core.db import session_scope, utcnow
 from core.logging import log
 from core.models import OutboxMessage
-from core.outbox import HeaderInjection, build_email, envelope, smtp_client, smtp_quit
+from core.outbox import Attachment, HeaderInjection, build_email, envelope, smtp_client, smtp_quit
 from core.pdf import PdfError, render_pdfs
 from core.settings import Settings
 from services.notices.models import NoticeRun, RunItem
 from services.notices.service import alerts, queue, robot, runs
+from services.notices.service.documents import DocumentCorrupted
 from workflows.data.notices import (
     FAILED,
     SENT,
@@ -258,17 +260,29 @@ class NoticeMailActivities:
             prepared = robot.claim_sends(session, settings, organisation_id, count, held)
             rows = {r.id: r for r in session.scalars(select(OutboxMessage).where(
                 OutboxMessage.id.in_([p.outbox_id for p in prepared])))}
-            loaded = [(p, rows[p.outbox_id], p.attachments if p.attachments is not None else
-                       robot.load_attachments(session, rows[p.outbox_id])) for p in prepared]
+            loaded = [(p, rows[p.outbox_id], self._attachments(session, p, rows[p.outbox_id])) for p in prepared]
             session.expunge_all()
         out = []
         for p, row, attachments in loaded:
             sender, recipients = envelope(row)
+            if attachments is None:
+                out.append(_Ready(p.send_id, sender, recipients, b"", robot.CORRUPTED))
+                continue
             try:
                 out.append(_Ready(p.send_id, sender, recipients, build_email(row, attachments).as_bytes()))
             except HeaderInjection as exc:
                 out.append(_Ready(p.send_id, sender, recipients, b"", str(exc)))
         return out
+
+    @staticmethod
+    def _attachments(session: Session, prepared: robot.PreparedSend, row: OutboxMessage) -> list[Attachment] | None:
+        """The PDF of a send (None: it is gone or its bytes changed since it was stored: it cannot go)."""
+        if prepared.attachments is not None:
+            return prepared.attachments
+        try:
+            return robot.load_attachments(session, row)
+        except (LookupError, DocumentCorrupted):
+            return None
 
     @staticmethod
     def _record(settings: Settings, organisation_id: int, outcomes: list[_Outcome]) -> None:

@@ -5,14 +5,14 @@ notices this one had claimed first, each still once."""
 
 from datetime import date, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from temporalio.testing import ActivityEnvironment
 
 from activities.notices import CLAIM_AHEAD, NoticeMailActivities
 from core.db import session_scope, utcnow
 from core.models import OutboxMessage, WorkflowSignal
 from core.settings import get_settings
-from services.notices.models import Client, Contract, Notice, NoticeSend, Receipt, RobotSettings
+from services.notices.models import Client, Contract, Notice, NoticeDocument, NoticeSend, Receipt, RobotSettings
 from services.notices.service import records, robot
 from services.notices.service.documents import store_notice_pdf
 from tests.support.notices import Broker, client_item, contract_item, make_broker, receipt_item, save
@@ -128,3 +128,21 @@ async def test_a_round_stops_at_its_limit_without_claiming_beyond_it(sink: SmtpS
     assert (done.sent, done.stopped) == (5, "limit")
     assert [str(m["To"]) for m in sink.messages] == order[:5]
     assert len(_sends(broker)) == 5  # nothing claimed past the limit: the rest can still be blocked
+
+
+async def test_a_pdf_changed_since_its_edition_is_never_sent_and_the_others_go(sink: SmtpSink) -> None:
+    broker, order = _validated_notices(4)
+    with session_scope() as session:  # the table refuses any UPDATE: only someone with the database's keys could
+        target = session.scalars(select(Notice).join(Client, Client.id == Notice.client_id)
+                                 .where(Client.email == order[1], Notice.organisation_id == broker.id)).one()
+        session.execute(text("ALTER TABLE notices.documents DISABLE TRIGGER documents_immutable"))
+        session.execute(update(NoticeDocument).where(NoticeDocument.id == target.document_id)
+                        .values(content=b"%PDF-1.4 autre chose"))
+        session.execute(text("ALTER TABLE notices.documents ENABLE TRIGGER documents_immutable"))
+    activities = NoticeMailActivities(get_settings())
+    done = await ActivityEnvironment().run(activities.send_validated_notices, _run(broker))
+    assert (done.sent, done.stopped) == (3, "empty")
+    assert [str(m["To"]) for m in sink.messages] == [order[0], order[2], order[3]]
+    refused = next(s for s in _sends(broker) if s.email == order[1])
+    assert refused.status == "KO" and refused.reply == robot.CORRUPTED and refused.outbox_id is None
+    assert _outcome_signals(broker) == 4  # its workflow makes it KO with the reason in «Observations»

@@ -26,7 +26,16 @@ from core.outbox import Attachment, NewMessage, enqueue_many
 from core.settings import Settings
 from core.signals import queue_signal, queue_signals
 from core.ui import PARIS
-from services.notices.models import Client, Contract, LegalEntity, Notice, NoticeSend, Receipt, RobotSettings
+from services.notices.models import (
+    Client,
+    Contract,
+    LegalEntity,
+    Notice,
+    NoticeDocument,
+    NoticeSend,
+    Receipt,
+    RobotSettings,
+)
 from services.notices.service import mailtemplate
 from services.notices.service.documents import fetch_by_key, fetch_documents
 from services.notices.service.fields import EMAIL
@@ -143,6 +152,8 @@ class PreparedSend:
     attachments: list[Attachment] | None = None  # the PDF as just read and checked (None: load it by its key)
 
 
+CORRUPTED = "PDF altéré depuis son édition (empreinte SHA-256 différente) : avis non envoyé"
+
 _CLAIM = text("""
 UPDATE notices.notices SET claimed_at = now()
  WHERE id IN (SELECT id FROM notices.notices
@@ -174,33 +185,35 @@ def claim_sends(session: Session, settings: Settings, organisation_id: int, coun
         .join(Receipt, Receipt.id == Notice.receipt_id).join(Contract, Contract.id == Receipt.contract_id)
         .join(LegalEntity, LegalEntity.id == Notice.legal_entity_id)
         .where(Notice.id.in_(ids)).order_by(Notice.validated_at, Notice.id)).all()
-    documents = {d.id: d for d in fetch_documents(session, organisation_id=organisation_id,
-                                                  document_ids=[r.Notice.document_id for r in rows])}
+    documents = fetch_documents(session, organisation_id=organisation_id,
+                                document_ids=[r.Notice.document_id for r in rows])
     last_attempts = dict(session.execute(select(NoticeSend.notice_id, func.max(NoticeSend.attempt))
                                          .where(NoticeSend.notice_id.in_(ids)).group_by(NoticeSend.notice_id)).all())
-    sends, messages = [], []
+    sends, messages, refused = [], [], []
     for notice, client, receipt, contract, entity in rows:
-        document = documents[notice.document_id]
+        document = documents.get(notice.document_id)
         attempt = (last_attempts.get(notice.id) or 0) + 1
         email = (client.email or notice.email).strip()  # the client's address as it is now (a corrected one counts)
-        sends.append(NoticeSend(notice_id=notice.id, attempt=attempt, email=email, status="sending",
-                                started_at=utcnow()))
+        send = NoticeSend(notice_id=notice.id, attempt=attempt, email=email, status="sending", started_at=utcnow())
+        if not isinstance(document, NoticeDocument):  # never sent as it is: this notice is KO, the others go on
+            send.status, send.finished_at, send.reply = "KO", utcnow(), CORRUPTED
+            refused.append((notice, send))
+            continue
+        sends.append((notice, document, send))
         fields = mailtemplate.values(notice=notice, client=client, contract=contract, receipt=receipt, entity=entity)
         messages.append(build_message(robot, fields, key=f"avis-{notice.id}-envoi-{attempt}", to=email,
                                       settings=settings, document_key=document.storage_key,
                                       filename=document.filename))
     outbox_ids = enqueue_many(session, settings=settings, organisation_id=organisation_id, messages=messages)
-    for send, message in zip(sends, messages, strict=True):
+    for (_notice, _document, send), message in zip(sends, messages, strict=True):
         send.outbox_id = outbox_ids[message.key]
-    session.add_all(sends)
+    session.add_all([send for *_, send in sends] + [send for _, send in refused])
     session.flush()
-    out = []
-    for send, (notice, *_rest) in zip(sends, rows, strict=True):
-        document = documents[notice.document_id]
-        assert send.outbox_id is not None
-        out.append(PreparedSend(send.id, notice.id, send.outbox_id, 0,
-                                [Attachment(document.filename, document.content_type, document.content)]))
-    return out
+    queue_signals(session, organisation_id=organisation_id, signal=SEND_OUTCOME, task_queue=settings.task_queue,
+                  payloads=[(n.workflow_id, SendOutcome(s.id, FAILED, CORRUPTED)) for n, s in refused])
+    return [PreparedSend(send.id, notice.id, outbox_ids[message.key], 0,
+                         [Attachment(document.filename, document.content_type, document.content)])
+            for (notice, document, send), message in zip(sends, messages, strict=True)]
 
 
 def next_send(session: Session, settings: Settings, organisation_id: int,
