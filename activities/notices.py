@@ -170,6 +170,7 @@ class NoticeMailActivities:
         client: aiosmtplib.SMTP | None = None
         stopped, error, handled, tried_out = "limit", None, 0, 0
         held: set[int] = set()  # the sends this round claimed: never taken again as "unfinished" by a claim ahead
+        tried: set[int] = set()  # those it tried to send (or refused)
         ahead: asyncio.Task[list[_Ready]] | None = None
         config, looked_at = None, 0.0
         try:
@@ -194,6 +195,7 @@ class NoticeMailActivities:
                         self._claim, settings, organisation_id, min(window, room - len(claimed)), frozenset(held)))
                 for ready in claimed:
                     handled += 1
+                    tried.add(ready.send_id)
                     await recorder.room()
                     if ready.refused:
                         recorder.add(_Outcome(ready.send_id, "ko", ready.refused))
@@ -232,11 +234,15 @@ class NoticeMailActivities:
         finally:
             recorder.close()
             await asyncio.shield(writer)  # what was sent gets recorded, whatever stopped us
-            if ahead is not None:  # claimed ahead and not sent: they stay «sending», first of the next round
+            if ahead is not None:
                 with contextlib.suppress(Exception):
-                    await ahead
+                    held.update(r.send_id for r in await ahead)
             if client is not None:
                 await smtp_quit(client)
+        # Claimed and never tried (claimed ahead, or after the 4xx): given back, so that while the robot waits or is
+        # paused they can still be blocked. A crash skips this: they stay «sending» and go first next round.
+        if held - tried:
+            await asyncio.to_thread(self._release, organisation_id, held - tried)
         sent, failed = recorder.counts.sent, recorder.counts.ko + tried_out
         state = {"limit": "running", "empty": "idle", "paused": "paused", "error_wait": "error_wait"}[stopped]
         await asyncio.to_thread(self._state, organisation_id, state, error)
@@ -296,6 +302,11 @@ class NoticeMailActivities:
         with session_scope() as session:
             max_attempts = robot.robot_settings(session, organisation_id).max_attempts
             return robot.record_try(session, settings, send_id, reply=reply, max_attempts=max_attempts)
+
+    @staticmethod
+    def _release(organisation_id: int, send_ids: set[int]) -> None:
+        with session_scope() as session:
+            robot.release_sends(session, organisation_id, send_ids)
 
     def _state(self, organisation_id: int, state: str, error: str | None) -> None:
         with session_scope() as session:

@@ -15,7 +15,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, func, select, text, update
+from sqlalchemy import case, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -214,6 +214,24 @@ def claim_sends(session: Session, settings: Settings, organisation_id: int, coun
     return [PreparedSend(send.id, notice.id, outbox_ids[message.key], 0,
                          [Attachment(document.filename, document.content_type, document.content)])
             for (notice, document, send), message in zip(sends, messages, strict=True)]
+
+
+def release_sends(session: Session, organisation_id: int, send_ids: Collection[int]) -> int:
+    """Give back sends claimed and never tried (no SMTP transaction began): their outbox rows and the sends are
+    deleted and their notices are free again (blockable, claimed afresh later). Returns how many."""
+    released = session.execute(
+        select(NoticeSend.id, NoticeSend.notice_id, NoticeSend.outbox_id)
+        .join(Notice, Notice.id == NoticeSend.notice_id)
+        .where(NoticeSend.id.in_(list(send_ids)), NoticeSend.status == "sending", NoticeSend.tries == 0,
+               Notice.organisation_id == organisation_id)
+        .with_for_update(of=NoticeSend)).all()
+    if not released:
+        return 0
+    session.execute(delete(NoticeSend).where(NoticeSend.id.in_([r.id for r in released])))
+    session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_([r.outbox_id for r in released]),
+                                                OutboxMessage.status == "pending"))
+    session.execute(update(Notice).where(Notice.id.in_([r.notice_id for r in released])).values(claimed_at=None))
+    return len(released)
 
 
 def next_send(session: Session, settings: Settings, organisation_id: int,
