@@ -1,6 +1,6 @@
 """Notices activities: thin adapters over the notices service for the run's workflow (render pages, «Oui», «Non»),
 each notice's workflow (apply a request or a send's outcome, alert, close) and the mail robot (its settings, and
-sending the validated notices one by one on a kept SMTP connection)."""
+sending the validated notices in order on a kept SMTP connection, the replies recorded by the group-commit writer)."""
 
 import asyncio
 import contextlib
@@ -215,8 +215,8 @@ class NoticeMailActivities:
                             with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
                                 await client.rset()  # usable for the next notice
                             continue  # this address is refused; the next notice may go
-                        # A 4xx or a lost connection: this try is counted, the rest of the claimed sends stay
-                        # unfinished and go first after the robot's wait.
+                        # A 4xx or a lost connection: this try is counted and the round stops; this send is the
+                        # first of the next one, after the robot's wait.
                         await recorder.drain()
                         tries_left = await asyncio.to_thread(self._record_try, settings, organisation_id,
                                                              ready.send_id, reply)
