@@ -112,7 +112,9 @@ def _receipt_out(receipt: Receipt, contract: Contract, client: Client) -> Receip
                       period_end=receipt.period_end, effect_date=receipt.effect_date, entry_date=receipt.entry_date,
                       debit_month=f"{receipt.debit_month:%Y-%m}", collection=receipt.collection,
                       receipt_type=receipt.receipt_type, premium_ht=receipt.premium_ht, taxes=receipt.taxes,
-                      fees=receipt.fees, total_ttc=receipt.total_ttc, edition_date=receipt.edition_date)
+                      fees=receipt.fees, total_ttc=receipt.total_ttc, edition_date=receipt.edition_date,
+                      kind=receipt.kind, outstanding=receipt.outstanding, is_proposal=receipt.is_proposal,
+                      broker_advance=receipt.broker_advance)
 
 
 @router.get("/receipts", response_model=list[ReceiptOut], summary="Quittances (filtre sur la date d'effet)")
