@@ -229,14 +229,14 @@ def _resolve_receipts(session: Session, organisation_id: int, records: list[dict
                                                           f"Prime TTC {_money(record['total_ttc'])}"))
         if (done := edited.get(record["number"])) is not None and _changes_notice(done, record):
             problems.append(Problem(index, "number", f"quittance déjà éditée le {done.edition_date:%d/%m/%Y} : sa "
-                                                     "période, ses montants et son contrat ne changent plus ; "
-                                                     "annulez-la et créez-en une nouvelle"))
+                                                     "période, ses montants, sa nature et son contrat ne changent "
+                                                     "plus ; annulez-la et créez-en une nouvelle"))
 
 
 def _changes_notice(receipt: Receipt, record: dict[str, Any]) -> bool:
     """Would the new values change what an edited notice says?"""
     watched = ("contract_id", "period_start", "period_end", "effect_date", "premium_ht", "taxes", "fees",
-               "total_ttc")
+               "total_ttc", "kind", "is_proposal")
     return any(getattr(receipt, name) != record[name] for name in watched)
 
 
