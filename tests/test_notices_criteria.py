@@ -12,9 +12,10 @@ from sqlalchemy import select
 
 from core.db import session_scope
 from core.excel import ExcelIssue
+from core.models import Organisation
 from core.ui import today_paris
 from services.notices.demo import SLUG
-from services.notices.models import Client, LegalEntity, Receipt
+from services.notices.models import LegalEntity, Receipt
 from services.notices.service import imports, runs
 from services.notices.service.records import CLIENTS, CONTRACTS, RECEIPTS, SaveReport
 from tests.support.notices import (  # noqa: F401 (fixtures)
@@ -237,11 +238,9 @@ def test_demo_each_option_changes_what_a_default_run_selects(database: str) -> N
     """`make run`: on the demo broker, the form's defaults then each option, one receipt more or fewer each time."""
     with session_scope() as session:
         organisation_id, entity_id = session.execute(
-            select(LegalEntity.organisation_id, LegalEntity.id).join(Client, Client.organisation_id
-                                                                    == LegalEntity.organisation_id)
-            .where(LegalEntity.code == "LAMBERT", Client.number == "P1")
-            .where(LegalEntity.organisation_id == select(runs.Organisation.id)
-                   .where(runs.Organisation.slug == SLUG).scalar_subquery())).one()
+            select(LegalEntity.organisation_id, LegalEntity.id)
+            .join(Organisation, Organisation.id == LegalEntity.organisation_id)
+            .where(Organisation.slug == SLUG, LegalEntity.code == "LAMBERT")).one()
 
     def selected(**values: object) -> int:
         raw = runs.defaults(today_paris()) | {"entity_id": str(entity_id)} | values
