@@ -113,11 +113,12 @@ def _text(value: Any) -> Any:
     return value
 
 
-def _check_headers(found: list[str], expected: list[str]) -> list[ExcelIssue]:
-    """Which columns are missing, unknown, duplicated or misplaced (letters as Excel shows them)."""
+def _check_headers(found: list[str], expected: list[str], optional_tail: int = 0) -> list[ExcelIssue]:
+    """Which columns are missing, unknown, duplicated or misplaced (letters as Excel shows them). The last
+    `optional_tail` expected columns may be left out (from the end)."""
     while found and not found[-1]:
         found.pop()
-    if found == expected:
+    if found == expected[:len(found)] and len(found) >= len(expected) - optional_tail:
         return []
     issues: list[ExcelIssue] = []
     for i, name in enumerate(found):
@@ -141,25 +142,26 @@ def _check_headers(found: list[str], expected: list[str]) -> list[ExcelIssue]:
 
 
 def read_xlsx(data: bytes, *, expected_headers: list[str], max_rows: int = 20000,
-              max_bytes: int = 10 * MB) -> list[ExcelRow]:
+              max_bytes: int = 10 * MB, optional_tail: int = 0) -> list[ExcelRow]:
     """The data rows of the first sheet of an .xlsx, keyed by header; raises ExcelError listing every problem (an
-    .xls is refused with how to convert it)."""
+    .xls is refused with how to convert it). The last `optional_tail` headers may be absent."""
     _check_size(data, max_bytes)
     if data.startswith(OLE_MAGIC):
         raise _fail(XLS_MESSAGE)
-    return _read_xlsx(data, expected_headers, max_rows, UNREADABLE)
+    return _read_xlsx(data, expected_headers, max_rows, UNREADABLE, optional_tail)
 
 
 def read_spreadsheet(data: bytes, *, expected_headers: list[str], max_rows: int = 20000,
-                     max_bytes: int = 10 * MB) -> list[ExcelRow]:
+                     max_bytes: int = 10 * MB, optional_tail: int = 0) -> list[ExcelRow]:
     """`read_xlsx`, and old .xls files too, with the same checks and messages."""
     _check_size(data, max_bytes)
     if data.startswith(OLE_MAGIC):
-        return _read_rows(_xls_rows(data, max_rows), expected_headers, max_rows)
-    return _read_xlsx(data, expected_headers, max_rows, UNREADABLE_ANY)
+        return _read_rows(_xls_rows(data, max_rows), expected_headers, max_rows, optional_tail)
+    return _read_xlsx(data, expected_headers, max_rows, UNREADABLE_ANY, optional_tail)
 
 
-def _read_xlsx(data: bytes, expected_headers: list[str], max_rows: int, unreadable: str) -> list[ExcelRow]:
+def _read_xlsx(data: bytes, expected_headers: list[str], max_rows: int, unreadable: str,
+               optional_tail: int = 0) -> list[ExcelRow]:
     _check_archive(data, unreadable)
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=False)
@@ -170,7 +172,7 @@ def _read_xlsx(data: bytes, expected_headers: list[str], max_rows: int, unreadab
         if sheet is None or not hasattr(sheet, "reset_dimensions"):
             raise _fail(NO_SHEET)
         sheet.reset_dimensions()  # the declared dimension may lie: read what is there
-        return _read_rows(sheet.iter_rows(), expected_headers, max_rows)
+        return _read_rows(sheet.iter_rows(), expected_headers, max_rows, optional_tail)
     except ExcelError:
         raise
     except Exception as exc:
@@ -215,7 +217,8 @@ def _xls_rows(data: bytes, max_rows: int) -> list[list[_XlsCell]]:
     return rows
 
 
-def _read_rows(rows: Iterable[Sequence[Any]], expected: list[str], max_rows: int) -> list[ExcelRow]:
+def _read_rows(rows: Iterable[Sequence[Any]], expected: list[str], max_rows: int,
+               optional_tail: int = 0) -> list[ExcelRow]:
     issues: list[ExcelIssue] = []
     result: list[ExcelRow] = []
     header_seen = False
@@ -224,8 +227,9 @@ def _read_rows(rows: Iterable[Sequence[Any]], expected: list[str], max_rows: int
             found = [str(_text(c.value) or "") for c in cells]
             if not any(found):
                 raise _fail("La première ligne doit contenir les en-têtes : " + " | ".join(expected), row=1)
-            if header_issues := _check_headers(found, expected):
+            if header_issues := _check_headers(found, expected, optional_tail):
                 raise ExcelError(header_issues)
+            expected = expected[:len(found)]  # optional last columns left out: cells there are out of columns
             header_seen = True
             continue
         values: dict[str, Any] = {}

@@ -142,8 +142,10 @@ def test_receipt_cells_unknown_references_and_edited_receipts() -> None:
     assert _import(broker, RECEIPTS, xlsx(RECEIPTS, row)) == SaveReport(0, 1)
     changed = row[:9] + ["150,00"] + row[10:]
     assert _messages(_import(broker, RECEIPTS, xlsx(RECEIPTS, changed))) == [
-        "Ligne 2, colonne « N° de quittance » : quittance déjà éditée le 15/12/2026 : sa période, ses montants et son "
-        "contrat ne changent plus ; annulez-la et créez-en une nouvelle"]
+        "Ligne 2, colonne « N° de quittance » : quittance déjà éditée le 15/12/2026 : sa période, ses montants, sa "
+        "nature et son contrat ne changent plus ; annulez-la et créez-en une nouvelle"]
+    assert len(_messages(_import(broker, RECEIPTS, xlsx(RECEIPTS, row + ["Acompte libre"])))) == 1  # nor its nature
+    assert _import(broker, RECEIPTS, xlsx(RECEIPTS, row + ["Quittance", "12,00"])) == SaveReport(0, 1)  # a payment
     with session_scope() as session:
         receipt = session.scalars(select(Receipt).where(Receipt.organisation_id == broker.id)).one()
         assert (str(receipt.premium_ht), receipt.edition_date) == ("100.00", date(2026, 12, 15))

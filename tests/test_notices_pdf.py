@@ -142,3 +142,24 @@ def test_companies_and_one_off_receipts_get_no_reminder_and_text_is_escaped() ->
     assert "SARL DUPONT &amp; &lt;FILS&gt;" in html and "Franchise &lt;b&gt;300 €&lt;/b&gt;" in html
     assert "encaissée directement par la compagnie CIGA - AXA" in html
     assert cash.reminder is None and "en votre faveur" in notice_pdf.notice_html(cash)
+
+
+def test_deposits_and_proposals_say_what_they_are_and_carry_no_renewal_reminder() -> None:
+    broker = make_broker()
+    save(broker, CLIENTS, client_item("P1"))
+    save(broker, CONTRACTS, contract_item("K1", "P1"))
+    save(broker, RECEIPTS, receipt_item("Q1", "K1"), receipt_item("A1", "K1", kind="appel_acomptes"),
+         receipt_item("P1", "K1", is_proposal=True))
+    with session_scope() as session:
+        renewal, call, offer = (notice_pdf.content_for_receipt(session, organisation_id=broker.id,
+                                                               receipt_id=_receipt_id(broker.id, n), number=5,
+                                                               letter_date=date(2026, 10, 1))
+                                for n in ("Q1", "A1", "P1"))
+    assert renewal is not None and call is not None and offer is not None
+    assert renewal.reminder is not None and "Nature :" not in notice_pdf.notice_html(renewal)
+    assert call.reminder is None and offer.reminder is None
+    call_html, offer_html = notice_pdf.notice_html(call), notice_pdf.notice_html(offer)
+    assert "<dt>Nature :</dt> <dd>Appel d&#39;acomptes</dd>" in call_html
+    assert "Nous vous adressons l&#39;appel d&#39;acomptes de votre contrat" in call_html
+    assert "arrive à échéance" not in call_html
+    assert "Quittance — proposition (pollicitation)" in offer_html and "notre proposition" in offer_html

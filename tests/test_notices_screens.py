@@ -9,7 +9,7 @@ from datetime import date
 import httpx
 import openpyxl
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, not_, select
 
 from core.db import session_scope
 from core.models import Organisation
@@ -55,11 +55,20 @@ def test_demo_data_has_the_expected_shape(demo: int) -> None:
         assert count(Client, Client.email.is_(None)) > 10 and count(Client, Client.notice_by_email.is_(False)) > 30
         assert count(Client, Client.notice_by_email.is_(True), Client.email.is_(None)) > 0
         assert count(Contract) > CLIENTS
-        receipts = count(Receipt)
+        regular = Receipt.number.regexp_match(r"^Q\d{6}-LA\d{6}$")  # one per contract, due next month
+        receipts = count(Receipt, regular)
         assert receipts == count(Contract)
-        assert count(Receipt, Receipt.effect_date >= next_month,
+        assert count(Receipt, regular, Receipt.effect_date >= next_month,
                      Receipt.effect_date < date(next_month.year + next_month.month // 12,
                                                 next_month.month % 12 + 1, 1)) == receipts
+        # and what the run's «Acomptes» and «Type d'édition» options act on
+        specials = session.execute(select(Receipt.kind, Receipt.is_proposal, Receipt.broker_advance,
+                                          Receipt.outstanding > 0).where(Receipt.organisation_id == demo, not_(regular))
+                                   .order_by(Receipt.number)).all()
+        assert sorted(specials) == sorted([("acompte_affecte", False, False, False)] * 2 + [
+            ("acompte_libre", False, False, False), ("appel_acomptes", False, False, False),
+            ("quittance", True, False, False), ("quittance", True, False, False),
+            ("quittance", False, True, False), ("quittance", False, False, True)])
     assert set(API_KEYS) == {SLUG} and {u[3] for u in USERS} == {"manager", "admin", "viewer"}
 
 

@@ -1,8 +1,9 @@
 """Notices partner API (API key of a broker): push clients, contracts and receipts in batches, read them back.
 
 A batch is checked whole by the Excel import's rules and saved all or nothing (422 lists each refused value). A
-retried call with the same `Idempotency-Key` is applied once and gets the first answer again; the same key with
-another body is refused (409). Another organisation's object answers 404, exactly like a missing one.
+retried call with the same `Idempotency-Key` is applied once and gets the first answer again (pushes and the queue's
+actions); the same key with another body is refused (409). Another organisation's object answers 404, exactly like
+a missing one.
 """
 
 import hashlib
@@ -10,6 +11,7 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response
+from pydantic import BaseModel
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 
@@ -18,7 +20,7 @@ from core.models import ApiKey, Organisation, UsedActionLink
 from core.params import PageNo, PerPage, RecordId
 from core.settings import get_settings
 from core.ui import today_paris
-from services.notices.models import Client, Contract, LegalEntity, Receipt
+from services.notices.models import ApiReply, Client, Contract, LegalEntity, Receipt
 from services.notices.schemas import (
     ClientBatch,
     ClientOut,
@@ -112,7 +114,9 @@ def _receipt_out(receipt: Receipt, contract: Contract, client: Client) -> Receip
                       period_end=receipt.period_end, effect_date=receipt.effect_date, entry_date=receipt.entry_date,
                       debit_month=f"{receipt.debit_month:%Y-%m}", collection=receipt.collection,
                       receipt_type=receipt.receipt_type, premium_ht=receipt.premium_ht, taxes=receipt.taxes,
-                      fees=receipt.fees, total_ttc=receipt.total_ttc, edition_date=receipt.edition_date)
+                      fees=receipt.fees, total_ttc=receipt.total_ttc, edition_date=receipt.edition_date,
+                      kind=receipt.kind, outstanding=receipt.outstanding, is_proposal=receipt.is_proposal,
+                      broker_advance=receipt.broker_advance)
 
 
 @router.get("/receipts", response_model=list[ReceiptOut], summary="Quittances (filtre sur la date d'effet)")
@@ -151,13 +155,24 @@ def _ledger_id(key: ApiKey, idempotency_key: str) -> str:
     return "api-" + hashlib.sha256(f"{key.id}:{idempotency_key}".encode()).hexdigest()[:32]
 
 
-def _earlier_answer(session: DbSession, jti: str, subject: str) -> SaveOut | None:
-    """Claim the key for this batch (committed with it): None the first time, else the first call's answer."""
+def _claim(session: DbSession, jti: str, subject: str) -> str | None:
+    """Claim the key for this request (committed with what it does): None the first time, else the subject of the
+    first use. A concurrent first use holds the row: this waits for it to commit (or roll back and free the key)."""
     inserted = session.execute(insert(UsedActionLink).values(jti=jti, purpose="notices.api", subject=subject)
                                .on_conflict_do_nothing(index_elements=["jti"]).returning(UsedActionLink.jti)).first()
     if inserted is not None:
         return None
-    seen = session.scalar(select(UsedActionLink.subject).where(UsedActionLink.jti == jti)) or ""
+    return session.scalar(select(UsedActionLink.subject).where(UsedActionLink.jti == jti)) or ""
+
+
+def _digest(kind: str, body: BaseModel) -> str:
+    return f"{kind}:{hashlib.sha256(body.model_dump_json().encode()).hexdigest()}"
+
+
+def _earlier_answer(session: DbSession, jti: str, subject: str) -> SaveOut | None:
+    """Claim the key for this batch: None the first time, else the first call's answer."""
+    if (seen := _claim(session, jti, subject)) is None:
+        return None
     kind, digest, *answer = seen.split(":")
     if f"{kind}:{digest}" != subject or len(answer) != 2:
         raise HTTPException(409, "Cette clé d'idempotence a déjà servi pour une autre requête.")
@@ -166,7 +181,7 @@ def _earlier_answer(session: DbSession, jti: str, subject: str) -> SaveOut | Non
 
 def _save(session: DbSession, key: ApiKey, kind: Kind, batch: ClientBatch | ContractBatch | ReceiptBatch,
           idempotency_key: str | None, response: Response) -> SaveOut:
-    subject = f"{kind.name}:{hashlib.sha256(batch.model_dump_json().encode()).hexdigest()}"
+    subject = _digest(kind.name, batch)
     jti = _ledger_id(key, idempotency_key) if idempotency_key else None
     if jti and (earlier := _earlier_answer(session, jti, subject)) is not None:
         response.headers["Idempotent-Replayed"] = "true"
@@ -218,17 +233,40 @@ def list_notices(key: BrokerKey, session: DbSession, dossier: Annotated[str, Que
             for n, c in queue.find_notices(session, key.organisation_id, search)]
 
 
-@router.post("/notices/actions", response_model=list[NoticeActionOut],
+ACTION_ERRORS: dict[int | str, dict[str, Any]] = {
+    409: {"description": "Cette clé d'idempotence a déjà servi pour une autre requête"},
+    422: {"description": "Demande invalide (motif de blocage manquant…) : rien n'a été fait"},
+}
+ActionKey = Annotated[str | None, Header(max_length=200, description="Rejouer la même clé (même corps) n'applique "
+                                                                     "les actions qu'une fois : la première réponse "
+                                                                     "revient, telle quelle")]
+
+
+@router.post("/notices/actions", response_model=list[NoticeActionOut], responses=ACTION_ERRORS,
              summary="Valider, bloquer ou renvoyer des avis (réponse par avis)")
-def notice_actions(body: NoticeActionIn, key: BrokerKey, session: DbSession) -> list[NoticeActionOut]:
+def notice_actions(body: NoticeActionIn, key: BrokerKey, session: DbSession, response: Response,
+                   idempotency_key: ActionKey = None) -> list[NoticeActionOut]:
     """Each notice answers for itself: accepted (applied a moment later by its workflow) or refused with why (its
-    status, an action already under way, «envoi en cours»…). Replaying a call is harmless: the notices already moved
-    answer why they cannot move again."""
+    status, an action already under way, «envoi en cours»…). With an `Idempotency-Key`, a retried call is applied
+    once and gets the first answer again (`Idempotent-Replayed: true`); the same key with another body is refused
+    (409)."""
+    subject = _digest("actions", body)
+    jti = _ledger_id(key, idempotency_key) if idempotency_key else None
+    if jti and (seen := _claim(session, jti, subject)) is not None:
+        earlier = session.get(ApiReply, jti) if seen == subject else None
+        if earlier is None:
+            raise HTTPException(409, "Cette clé d'idempotence a déjà servi pour une autre requête.")
+        response.headers["Idempotent-Replayed"] = "true"
+        return [NoticeActionOut.model_validate(answer) for answer in earlier.answer]
     try:
         outcomes = queue.request_as(session, get_settings(), organisation_id=key.organisation_id, actor_id=None,
                                     actor_name=f"API « {key.name} »", notice_ids=body.ids, action=body.action,
                                     reason=body.reason)
-    except queue.ActionInvalid as exc:
+    except queue.ActionInvalid as exc:  # rolled back with the claim: the key may serve again
         raise HTTPException(422, str(exc)) from exc
-    return [NoticeActionOut(id=o.notice_id, number=o.number, accepted=o.refused is None, refused=o.refused)
-            for o in outcomes]
+    answers = [NoticeActionOut(id=o.notice_id, number=o.number, accepted=o.refused is None, refused=o.refused)
+               for o in outcomes]
+    if jti:
+        session.add(ApiReply(jti=jti, organisation_id=key.organisation_id,
+                             answer=[answer.model_dump() for answer in answers]))
+    return answers

@@ -2,6 +2,10 @@
 clients (some without e-mail, some with « AE par mail » unticked), their contracts with fictional insurers and a
 receipt per contract falling due next month; its users (password "relais-demo") and a partner API key.
 
+A few receipts make each run option change the count of notices (`_specials`): two «Acomptes affectés» (one on a
+contract with an unpaid receipt of this month, «en arriéré»), an «Acompte libre», an «Appel d'acomptes», two
+proposals («Pollicitation», one for a client «Sans Pollicitation») and an «Avance cabinet».
+
 Idempotent, the same on every machine: rows are keyed by their numbers, and the receipts of the coming due month are
 numbered by that month, so loading the demo again next month adds that month's receipts.
 """
@@ -138,6 +142,45 @@ def _receipts(rng: random.Random, organisation_id: int, contracts: list[tuple[in
     return rows
 
 
+def _specials(session: Session, organisation_id: int, entity_id: int, today: date) -> list[dict[str, Any]]:
+    """The receipts the run's «Acomptes» and «Type d'édition» options act on, on clients whose notices go by mail
+    (so each option visibly moves the count of notices to make)."""
+    due = _next_month(today)
+    this_month = today.replace(day=1)
+    mailed = (select(Contract.id, Contract.number, Client.no_solicitation).join(Client, Client.id == Contract.client_id)
+              .where(Contract.organisation_id == organisation_id, Contract.legal_entity_id == entity_id,
+                     Client.email.is_not(None), Client.notice_by_email.is_(True))
+              .order_by(Client.number, Contract.number))
+    picked: dict[bool, list[tuple[int, str]]] = {False: [], True: []}
+    for contract_id, number, no_solicitation in session.execute(mailed):
+        picked[no_solicitation].append((contract_id, number))
+    if len(picked[False]) < 6 or not picked[True]:
+        return []
+    rows = []
+
+    def receipt(number: str, contract: tuple[int, str], start: date, premium: str, **values: Any) -> None:
+        amount = Decimal(premium)
+        taxes = (amount * Decimal("0.09")).quantize(Decimal("0.01"))
+        rows.append({"organisation_id": organisation_id, "number": number, "contract_id": contract[0],
+                     "period_start": start, "period_end": date(start.year + 1, start.month, 1) - timedelta(days=1),
+                     "effect_date": start, "entry_date": today - timedelta(days=2), "debit_month": start,
+                     "collection": "confie", "receipt_type": "terme", "premium_ht": amount, "taxes": taxes,
+                     "fees": Decimal("0.00"), "total_ttc": amount + taxes, "edition_date": None} | values)
+
+    ok, arrears, free, call, offer, advance = picked[False][:6]
+    receipt(f"A{due:%Y%m}-{ok[1]}", ok, due, "120.00", kind="acompte_affecte")
+    # This month's receipt still unpaid: the contract is «en arriéré», its deposit waits with the option ticked.
+    receipt(f"Q{this_month:%Y%m}-{arrears[1]}-R", arrears, this_month, "310.00", outstanding=Decimal("337.90"))
+    receipt(f"A{due:%Y%m}-{arrears[1]}", arrears, due, "150.00", kind="acompte_affecte")
+    receipt(f"A{due:%Y%m}-{free[1]}", free, due, "80.00", kind="acompte_libre")
+    receipt(f"A{due:%Y%m}-{call[1]}", call, due, "200.00", kind="appel_acomptes")
+    receipt(f"P{due:%Y%m}-{offer[1]}", offer, due, "95.00", receipt_type="comptant", is_proposal=True)
+    receipt(f"P{due:%Y%m}-{picked[True][0][1]}", picked[True][0], due, "95.00", receipt_type="comptant",
+            is_proposal=True)
+    receipt(f"Q{due:%Y%m}-{advance[1]}-AV", advance, due, "640.00", receipt_type="comptant", broker_advance=True)
+    return rows
+
+
 def load_notices_demo(session: Session) -> None:
     """The broker, its entities, clients, contracts and next month's receipts (kept as they are when present)."""
     orgs = upsert_organisations(session, ORGANISATIONS)
@@ -164,3 +207,6 @@ def load_notices_demo(session: Session) -> None:
                              contracts, today_paris())
     session.execute(insert(Receipt).on_conflict_do_nothing(index_elements=["organisation_id", "number"]),
                     receipt_rows)
+    if specials := _specials(session, organisation_id, entities["LAMBERT"], today_paris()):
+        session.execute(insert(Receipt).on_conflict_do_nothing(index_elements=["organisation_id", "number"]),
+                        specials)

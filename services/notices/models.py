@@ -34,6 +34,9 @@ SCHEMA = "notices"
 STATUS_LETTERS = ("C", "D", "P")  # client «Statut», the run's «Filtre d'impression 'C/D/P'»
 COLLECTIONS = {"confie": "Confié", "direct": "Direct"}  # «Encaissement»
 RECEIPT_TYPES = {"terme": "Terme", "comptant": "Comptant"}  # «Quittances»
+# What a receipt is: a premium receipt, or one of the three deposits the run's «Acomptes» checkboxes choose.
+RECEIPT_KINDS = {"quittance": "Quittance", "acompte_affecte": "Acompte affecté", "acompte_libre": "Acompte libre",
+                 "appel_acomptes": "Appel d'acomptes"}
 Money = Numeric(12, 2)
 
 
@@ -118,6 +121,9 @@ class Receipt(OrgScoped, Timestamped, Base):
                       CheckConstraint("collection IN ('confie', 'direct')", name="collection"),
                       CheckConstraint("receipt_type IN ('terme', 'comptant')", name="receipt_type"),
                       CheckConstraint("total_ttc = premium_ht + taxes + fees", name="total"),
+                      CheckConstraint("kind IN ('quittance', 'acompte_affecte', 'acompte_libre', 'appel_acomptes')",
+                                      name="kind"),
+                      CheckConstraint("outstanding >= 0", name="outstanding"),
                       {"schema": SCHEMA})
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -136,6 +142,15 @@ class Receipt(OrgScoped, Timestamped, Base):
     fees: Mapped[Decimal] = mapped_column(Money)  # «Frais» (accessoires)
     total_ttc: Mapped[Decimal] = mapped_column(Money)  # «Prime TTC» = HT + taxes + frais
     edition_date: Mapped[date | None] = mapped_column(Date)  # «date d'édition», stamped by a run («Oui»)
+    # «Nature»: a «Quittance» (chosen by the run's «Quittances» Terme / Comptant), or a deposit (its «Acomptes»).
+    kind: Mapped[str] = mapped_column(String(20), default="quittance", server_default="quittance")
+    # «Reste dû» as the accounting system last sent it (0: settled, or not told). A «Quittance» still owing
+    # something, due before a deposit of its contract, puts the contract «en arriéré».
+    outstanding: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"), server_default="0")
+    # «Pollicitation»: an offer (proposal) to the client, edited only when the run asks for it.
+    is_proposal: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # «Avance cabinet»: the broker advanced the premium to the insurer; a run may leave these out.
+    broker_advance: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class NoticeDocument(OrgScoped, Base):
@@ -189,7 +204,8 @@ class NoticeRun(OrgScoped, Timestamped, Base):
 
     __tablename__ = "runs"
     __table_args__ = (CheckConstraint("status IN ('preparing', 'rendering', 'awaiting_answer', 'confirmed', "
-                                      "'declined', 'expired', 'failed')", name="run_status"), {"schema": SCHEMA})
+                                      "'declined', 'expired', 'failed', 'empty')", name="run_status"),
+                      {"schema": SCHEMA})
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     legal_entity_id: Mapped[int] = mapped_column(BigInteger, ForeignKey(f"{SCHEMA}.legal_entities.id"))
@@ -197,6 +213,7 @@ class NoticeRun(OrgScoped, Timestamped, Base):
     text_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey(f"{SCHEMA}.texts.id"))
     letter_text: Mapped[str] = mapped_column(Text, default="")  # the «Etat_text» as it was when the run began
     fixed_fee: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))  # «Le montant des frais fixes»
+    # empty: «Mail» found no notice to make; the run ends there (no workflow, no question asked)
     status: Mapped[str] = mapped_column(String(20), default="preparing")
     planned: Mapped[int] = mapped_column(Integer, default=0)  # notices to make
     rendered: Mapped[int] = mapped_column(Integer, default=0)
@@ -334,3 +351,17 @@ class RobotSettings(Timestamped, Base):
     last_error_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sent_day: Mapped[date | None] = mapped_column(Date)
     sent_today: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ApiReply(Base):
+    """The first answer to a partner call made with an `Idempotency-Key` whose answer is too long for the key's
+    ledger row (`core.used_action_links`, same id): a retried call gets it back as it was."""
+
+    __tablename__ = "api_replies"
+    __table_args__ = ({"schema": SCHEMA},)
+
+    jti: Mapped[str] = mapped_column(String(40), primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("core.organisations.id", ondelete="CASCADE"),
+                                                 index=True)
+    answer: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

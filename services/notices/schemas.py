@@ -13,6 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.notices.service.records import MAX_BATCH
 
 Text = str | None
+ReceiptKind = Literal["quittance", "acompte_affecte", "acompte_libre", "appel_acomptes"]
+KIND_HELP = ("Nature : quittance (choisie par « Quittances » Terme / Comptant), acompte_affecte, acompte_libre ou "
+             "appel_acomptes (choisis par les cases « Acomptes » de l'édition)")
+OUTSTANDING_HELP = ("Reste dû en euros (défaut 0). Une quittance due avant un acompte affecté de son contrat et pas "
+                    "soldée met le contrat « en arriéré »")
 
 
 class ClientIn(BaseModel):
@@ -65,6 +70,12 @@ class ReceiptIn(BaseModel):
     fees: Decimal | None = Field(None, description="Frais (défaut 0)", examples=["8.00"])
     total_ttc: Decimal | None = Field(None, description="Prime TTC = HT + taxes + frais (calculée si absente)")
     edition_date: date | None = Field(None, description="Date d'édition (absente : inchangée)")
+    kind: ReceiptKind = Field("quittance", description=KIND_HELP)
+    outstanding: Decimal | None = Field(None, description=OUTSTANDING_HELP, examples=["0.00"])
+    is_proposal: bool = Field(False, description="Pollicitation : une proposition, éditée seulement si l'édition coche "
+                                                 "« Pollicitation » (jamais pour un client « Sans Pollicitation »)")
+    broker_advance: bool = Field(False, description="Avance cabinet : laissée de côté par « Sans édition des avances "
+                                                    "Cabinet »")
 
 
 class ClientBatch(BaseModel):
@@ -162,6 +173,10 @@ class ReceiptOut(BaseModel):
     fees: Decimal
     total_ttc: Decimal
     edition_date: date | None
+    kind: str = Field(description=KIND_HELP)
+    outstanding: Decimal = Field(description=OUTSTANDING_HELP)
+    is_proposal: bool = Field(description="Pollicitation")
+    broker_advance: bool = Field(description="Avance cabinet")
 
 
 class NoticeOut(BaseModel):

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from core.db import get_scoped, scoped
 from core.ui import Page, paginate
-from services.notices.models import Client, Contract, LegalEntity, NoticeDocument, Receipt
+from services.notices.models import RECEIPT_KINDS, Client, Contract, LegalEntity, NoticeDocument, Receipt
 
 PER_PAGE = 50
 # Folded in SQL too; upper case listed as well because lower() leaves accented letters alone under the C locale.
@@ -32,6 +32,7 @@ class ReceiptFilters:
     entity_id: int | None = None
     collection: str = ""  # confie | direct
     receipt_type: str = ""  # terme | comptant
+    kind: str = ""  # «Nature»: a key of RECEIPT_KINDS
     effect_from: date | None = None
     effect_to: date | None = None
     edited: str = ""  # "oui" | "non"
@@ -118,6 +119,8 @@ def receipts_stmt(organisation_id: int, filters: ReceiptFilters) -> Select[Any]:
         stmt = stmt.where(Receipt.collection == filters.collection)
     if filters.receipt_type in ("terme", "comptant"):
         stmt = stmt.where(Receipt.receipt_type == filters.receipt_type)
+    if filters.kind in RECEIPT_KINDS:
+        stmt = stmt.where(Receipt.kind == filters.kind)
     if filters.effect_from:
         stmt = stmt.where(Receipt.effect_date >= filters.effect_from)
     if filters.effect_to:

@@ -125,13 +125,16 @@ def status_letter(value: Any) -> str | None:
 
 def choice(options: dict[str, str]) -> Parser:
     """One of `options` (stored key → label), typed as the label or the key, accents and case ignored."""
+    known = {fold(key): key for key in options} | {fold(label): key for key, label in options.items()}
+
     def parse(value: Any) -> str | None:
         found = parse_text(value)
         if found is None:
             return None
-        if fold(found) in options:
-            return fold(found)
-        raise ValueError(f"« {found} » : {' ou '.join(options.values())} attendu")
+        if (key := known.get(re.sub(r"\s+", " ", fold(found)))) is not None:
+            return key
+        *first, last = options.values()
+        raise ValueError(f"« {found} » : {', '.join(first) + ' ou ' if first else ''}{last} attendu")
 
     return parse
 

@@ -28,7 +28,7 @@ def import_file(session: Session, *, organisation_id: int, kind: Kind | str, dat
     kind = KINDS[kind] if isinstance(kind, str) else kind
     refused: list[ExcelIssue] = []
     try:
-        rows = read_xlsx(data, expected_headers=headers(kind), max_rows=max_lines)
+        rows = read_xlsx(data, expected_headers=headers(kind), max_rows=max_lines, optional_tail=kind.optional_tail)
     except ExcelError as exc:
         refused, rows = exc.issues, exc.rows  # rows come back when only some cells were refused (formulas)
         if not rows:

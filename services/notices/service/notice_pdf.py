@@ -4,7 +4,9 @@ through `core.pdf` (restricted URL fetcher, child process killed after its time 
 The letter follows the seed's: the entity's letterhead, the recipient block, "<ville> le <date longue>", «Avis
 d'échéance n°<n>», the contract's references, the salutation worked out from the client's «Titre», the period, the
 amounts with their total and the fixed fees, and — for a contract renewed by tacit agreement, of a person — the
-termination reminder of article L113-15-1 du Code des assurances (loi Chatel).
+termination reminder of article L113-15-1 du Code des assurances (loi Chatel). A deposit («Acompte affecté»,
+«Acompte libre», «Appel d'acomptes») or a proposal («Pollicitation») says what it is, and carries no reminder: it
+is no renewal of the contract.
 """
 
 import calendar
@@ -18,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from core.db import get_scoped
 from core.pdf import render_pdf
-from services.notices.models import Client, Contract, LegalEntity, Receipt
+from services.notices.models import RECEIPT_KINDS, Client, Contract, LegalEntity, Receipt
 from services.notices.service.entities import vat_label
 from services.notices.service.fields import civility
 
@@ -106,6 +108,9 @@ class NoticeContent:
     fixed_fees: Decimal
     reminder: str | None
     letter_text: str = ""  # the run's «Etat_text», after the standard paragraph
+    kind: str = "quittance"  # Receipt.kind
+    kind_label: str = "Quittance"
+    is_proposal: bool = False  # «Pollicitation»
 
     @property
     def total(self) -> Decimal:
@@ -127,7 +132,8 @@ def build_content(*, entity: LegalEntity, client: Client, contract: Contract, re
     """What the notice of `receipt` says, dated `letter_date` ("<ville> le <date>")."""
     who = civility(client.title)
     reminder = None
-    if receipt.receipt_type == "terme" and contract.tacit_renewal and not who.legal_person:
+    renewal = receipt.kind == "quittance" and receipt.receipt_type == "terme" and not receipt.is_proposal
+    if renewal and contract.tacit_renewal and not who.legal_person:
         reminder = termination_reminder(effect_date=receipt.effect_date, letter_date=letter_date,
                                         notice_period_months=contract.notice_period_months)
     entity_lines = tuple(p for p in (entity.address1, entity.address2, f"{entity.postal_code} {entity.town}") if p)
@@ -140,7 +146,8 @@ def build_content(*, entity: LegalEntity, client: Client, contract: Contract, re
         period_end=receipt.period_end, effect_date=receipt.effect_date, collection=receipt.collection,
         receipt_type=receipt.receipt_type, premium_ht=receipt.premium_ht, taxes=receipt.taxes, fees=receipt.fees,
         total_ttc=receipt.total_ttc, fixed_fees=fixed_fees.quantize(Decimal("0.01")), reminder=reminder,
-        letter_text=letter_text.strip())
+        letter_text=letter_text.strip(), kind=receipt.kind, kind_label=RECEIPT_KINDS[receipt.kind],
+        is_proposal=receipt.is_proposal)
 
 
 def content_for_receipt(session: Session, *, organisation_id: int, receipt_id: int, number: int | None,

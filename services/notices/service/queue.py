@@ -46,7 +46,7 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str, str]] = {
 EVENTS = {"validate": "validated", "block": "blocked", "resend": "resent", "cancel": "cancelled"}
 EVENT_LABELS = {"created": "Créé", "validated": "Validé", "blocked": "Bloqué", "resent": "Renvoi demandé",
                 "cancelled": "Annulé", "sent": "Envoyé", "failed": "Erreur d'envoi", "refused": "Action refusée",
-                "alerted": "Alerte envoyée au chargé de clientèle"}
+                "alerted": "Alerte envoyée"}
 ROBOT = "Automate d'envoi"
 
 

@@ -16,7 +16,15 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from core.db import scoped
-from services.notices.models import COLLECTIONS, RECEIPT_TYPES, Client, Contract, LegalEntity, Receipt
+from services.notices.models import (
+    COLLECTIONS,
+    RECEIPT_KINDS,
+    RECEIPT_TYPES,
+    Client,
+    Contract,
+    LegalEntity,
+    Receipt,
+)
 from services.notices.service import fields as f
 
 MAX_BATCH = 1000  # API items per call (an Excel file may hold more: it is written in slices of this size)
@@ -56,6 +64,7 @@ class Kind:
     model: type[Client] | type[Contract] | type[Receipt]
     columns: tuple[Column, ...]
     key: str = "number"
+    optional_tail: int = 0  # how many last columns an Excel file may leave out (added after files were made)
 
     def header(self, field: str | None) -> str | None:
         return next((c.header for c in self.columns if c.field == field), None)
@@ -103,7 +112,17 @@ RECEIPTS = Kind("receipts", Receipt, (
     Column("Frais", "fees", f.amount, rule="en euros (vide : 0)"),
     Column("Prime TTC", "total_ttc", f.amount, rule="Prime HT + Taxes + Frais (vide : calculée)"),
     Column("Date d'édition", "edition_date", f.day, rule="jj/mm/aaaa ; vide : inchangée"),
-))
+    # Optional trailing columns (a file made with the former model, without them, still imports): what the run's
+    # «Acomptes» and «Type d'édition» options read.
+    Column("Nature", "kind", f.choice(RECEIPT_KINDS),
+           rule="Quittance, Acompte affecté, Acompte libre ou Appel d'acomptes (vide : Quittance)"),
+    Column("Reste dû", "outstanding", f.amount,
+           rule="en euros, ce que le client doit encore (vide : 0) ; une quittance due avant un acompte affecté "
+                "et pas soldée met le contrat « en arriéré »"),
+    Column("Pollicitation", "is_proposal", f.yes_no(False), rule=f"{YES_NO} (vide : Non) : une proposition"),
+    Column("Avance cabinet", "broker_advance", f.yes_no(False),
+           rule=f"{YES_NO} (vide : Non) : prime avancée par le cabinet"),
+), optional_tail=4)
 KINDS = {kind.name: kind for kind in (CLIENTS, CONTRACTS, RECEIPTS)}
 
 
@@ -192,6 +211,8 @@ def _resolve_receipts(session: Session, organisation_id: int, records: list[dict
         record["entry_date"] = record["entry_date"] or today
         if record["debit_month"] is None and record["effect_date"]:
             record["debit_month"] = record["effect_date"].replace(day=1)
+        record["kind"] = record["kind"] or "quittance"
+        record["outstanding"] = record["outstanding"] if record["outstanding"] is not None else Decimal("0.00")
         record["taxes"] = record["taxes"] if record["taxes"] is not None else Decimal("0.00")
         record["fees"] = record["fees"] if record["fees"] is not None else Decimal("0.00")
         if record["premium_ht"] is not None:
@@ -200,16 +221,22 @@ def _resolve_receipts(session: Session, organisation_id: int, records: list[dict
                 problems.append(Problem(index, "total_ttc", f"Prime TTC {_money(record['total_ttc'])} différente de "
                                                             f"Prime HT + Taxes + Frais = {_money(total)}"))
             record["total_ttc"] = total
+        if record["outstanding"] < 0:
+            problems.append(Problem(index, "outstanding", f"reste dû négatif ({_money(record['outstanding'])}) : "
+                                                          "0 pour une quittance soldée"))
+        elif record["total_ttc"] is not None and record["outstanding"] > max(record["total_ttc"], Decimal("0")):
+            problems.append(Problem(index, "outstanding", f"reste dû {_money(record['outstanding'])} supérieur à la "
+                                                          f"Prime TTC {_money(record['total_ttc'])}"))
         if (done := edited.get(record["number"])) is not None and _changes_notice(done, record):
             problems.append(Problem(index, "number", f"quittance déjà éditée le {done.edition_date:%d/%m/%Y} : sa "
-                                                     "période, ses montants et son contrat ne changent plus ; "
-                                                     "annulez-la et créez-en une nouvelle"))
+                                                     "période, ses montants, sa nature et son contrat ne changent "
+                                                     "plus ; annulez-la et créez-en une nouvelle"))
 
 
 def _changes_notice(receipt: Receipt, record: dict[str, Any]) -> bool:
     """Would the new values change what an edited notice says?"""
     watched = ("contract_id", "period_start", "period_end", "effect_date", "premium_ht", "taxes", "fees",
-               "total_ttc")
+               "total_ttc", "kind", "is_proposal")
     return any(getattr(receipt, name) != record[name] for name in watched)
 
 

@@ -5,7 +5,17 @@ query and writes, in one transaction, the run, one item per receipt (a notice to
 entity's counter, or a client left out and why) and the start of the run's workflow, which renders the PDFs. The
 answer to «Marquer les avis comme édités ?» is recorded on the run and handed to the workflow the same way; «Oui»
 is carried out by `confirm_run` (the workflow's activity), «Non» by `discard_run`. Numbers taken by a run that
-ends without «Oui» are not reused.
+ends without «Oui» are not reused. A «Mail» that finds no notice to make ends the run there («Aucun avis à éditer»):
+no workflow, no question; its left-out list stays on its page.
+
+What each criterion selects (a receipt it rules out is simply not selected, like the periods):
+- «Quittances» Terme / Comptant choose the receipts of nature «Quittance»; «Acomptes» add the deposits of the
+  natures ticked («Acomptes affectés», «Acomptes libres», «Appel d'acomptes»).
+- «Acomptes affectés des contrats sans quittance en arriéré»: an «Acompte affecté» only when no «Quittance» of its
+  contract, due (date d'effet) before it, still has a «Reste dû».
+- «Pollicitation»: proposals («Pollicitation» on the receipt) only with this option, never for a client
+  «Sans Pollicitation».
+- «Sans édition des avances Cabinet»: the receipts marked «Avance cabinet» left out.
 """
 
 import calendar
@@ -15,9 +25,9 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from core.db import get_scoped, scoped, utcnow
 from core.models import Organisation, User
@@ -51,6 +61,7 @@ from services.notices.service.starts import (
 from workflows.data.notices import RUN_ANSWER, VALIDATED, WAITING, RunAnswer
 
 DEPOSITS = {"affectes": "Acomptes affectés", "libres": "Acomptes libres", "appel": "Appel d'acomptes"}
+DEPOSIT_KINDS = {"affectes": "acompte_affecte", "libres": "acompte_libre", "appel": "appel_acomptes"}  # → Receipt.kind
 EDITION_OPTIONS = {
     "non_positive": "Documents dont le total est négatif ou nul",
     "deposits_no_arrears": "Acomptes affectés des contrats sans quittance en arriéré",
@@ -64,7 +75,7 @@ LIVE_NOTICE = "Un avis d'échéance est déjà en cours pour cette quittance"
 STATUS_LABELS = {"preparing": "En préparation", "rendering": "Génération des PDF", "awaiting_answer":
                  "En attente de votre réponse", "confirmed": "Avis marqués comme édités", "declined":
                  "Non marqués (aucun avis gardé)", "expired": "Sans réponse (aucun avis gardé)",
-                 "failed": "En erreur"}
+                 "failed": "En erreur", "empty": "Aucun avis à éditer"}
 OPEN = ("preparing", "rendering", "awaiting_answer")
 DEFAULT_ALERT_DAYS = 7  # RobotSettings.alert_days before the administrator saves the settings
 
@@ -183,9 +194,9 @@ def check_form(session: Session, organisation_id: int, raw: Mapping[str, Any]) -
     if not collection and "collection" not in errors:
         errors["collection"] = "Cochez au moins un mode d'encaissement (Confié, Direct)."
     receipt_types = choices("receipt_types", RECEIPT_TYPES)
-    if not receipt_types and "receipt_types" not in errors:
-        errors["receipt_types"] = "Cochez au moins un type de quittance (Terme, Comptant)."
     deposits = choices("deposits", DEPOSITS)
+    if not receipt_types and not deposits and not {"receipt_types", "deposits"} & set(errors):
+        errors["receipt_types"] = "Cochez au moins un type de quittance (Terme, Comptant) ou d'acompte."
     options = choices("options", EDITION_OPTIONS)
     periods: dict[str, date] = {}
     for name, parse, shape in (("debit_from", _month, "MM/AAAA"), ("debit_to", _month, "MM/AAAA"),
@@ -239,10 +250,12 @@ class Candidate:
 def select_receipts(session: Session, organisation_id: int, criteria: Criteria) -> list[Candidate]:
     """The receipts the criteria select, in dossier then receipt order, each with why it is left out (or None)."""
     live = exists().where(Notice.receipt_id == Receipt.id, Notice.status != "A")
+    kinds = or_(and_(Receipt.kind == "quittance", Receipt.receipt_type.in_(criteria.receipt_types)),
+                Receipt.kind.in_([DEPOSIT_KINDS[d] for d in criteria.deposits]))
     stmt = (select(Receipt.id, Client.id, Client.email, Client.notice_by_email, Receipt.total_ttc, live)
             .join(Contract, Contract.id == Receipt.contract_id).join(Client, Client.id == Contract.client_id)
             .where(Receipt.organisation_id == organisation_id, Contract.legal_entity_id == criteria.entity_id,
-                   Receipt.collection.in_(criteria.collection), Receipt.receipt_type.in_(criteria.receipt_types),
+                   Receipt.collection.in_(criteria.collection), kinds,
                    Receipt.debit_month.between(criteria.debit_from, criteria.debit_to),
                    Receipt.entry_date.between(criteria.entry_from, criteria.entry_to),
                    Receipt.effect_date.between(criteria.effect_from, criteria.effect_to))
@@ -255,6 +268,17 @@ def select_receipts(session: Session, organisation_id: int, criteria: Criteria) 
             stmt = stmt.where(column <= high)
     if criteria.cdp:
         stmt = stmt.where(Client.status.in_(list(criteria.cdp)))
+    if "deposits_no_arrears" in criteria.options:
+        earlier = aliased(Receipt)
+        arrears = exists().where(earlier.contract_id == Receipt.contract_id, earlier.kind == "quittance",
+                                 earlier.effect_date < Receipt.effect_date, earlier.outstanding > 0)
+        stmt = stmt.where(or_(Receipt.kind != "acompte_affecte", ~arrears))
+    if "pollicitation" in criteria.options:
+        stmt = stmt.where(or_(Receipt.is_proposal.is_(False), Client.no_solicitation.is_(False)))
+    else:
+        stmt = stmt.where(Receipt.is_proposal.is_(False))
+    if "no_broker_advances" in criteria.options:
+        stmt = stmt.where(Receipt.broker_advance.is_(False))
     out = []
     for receipt_id, client_id, email, by_email, total, has_live in session.execute(stmt):
         reason = None
@@ -272,7 +296,8 @@ def select_receipts(session: Session, organisation_id: int, criteria: Criteria) 
 
 def start_run(session: Session, settings: Settings, *, user: User, criteria: Criteria,
               workstation: str | None) -> NoticeRun:
-    """«Mail»: the run, its items (notices numbered now), and its workflow's start, in the caller's transaction."""
+    """«Mail»: the run, its items (notices numbered now), and its workflow's start, in the caller's transaction
+    (none when there is no notice to make: the run is then «Aucun avis à éditer» at once)."""
     organisation = session.get(Organisation, user.organisation_id)
     entity = session.get(LegalEntity, criteria.entity_id)
     assert organisation is not None and entity is not None and entity.organisation_id == user.organisation_id
@@ -281,7 +306,7 @@ def start_run(session: Session, settings: Settings, *, user: User, criteria: Cri
     to_make = [c for c in candidates if c.excluded_reason is None]
     run = NoticeRun(organisation_id=user.organisation_id, legal_entity_id=entity.id, criteria=criteria.as_json(),
                     text_id=letter.id if letter else None, letter_text=letter.body if letter else "",
-                    fixed_fee=criteria.fixed_fee, status="preparing", planned=len(to_make),
+                    fixed_fee=criteria.fixed_fee, status="preparing" if to_make else "empty", planned=len(to_make),
                     excluded=len(candidates) - len(to_make), created_by_id=user.id,
                     created_by_name=user.full_name or user.email, workstation=(workstation or "")[:200] or None)
     session.add(run)
@@ -298,8 +323,9 @@ def start_run(session: Session, settings: Settings, *, user: User, criteria: Cri
             {"run_id": run.id, "receipt_id": c.receipt_id, "client_id": c.client_id,
              "excluded_reason": c.excluded_reason, "notice_number": None if c.excluded_reason else next(numbers)}
             for c in candidates])
-    queue_start(session, organisation_id=user.organisation_id,
-                spec=run_start(run, organisation=organisation, entity=entity, settings=settings))
+    if to_make:  # nothing to make: no PDF to render, no «Marquer les avis comme édités ?» to ask
+        queue_start(session, organisation_id=user.organisation_id,
+                    spec=run_start(run, organisation=organisation, entity=entity, settings=settings))
     return run
 
 

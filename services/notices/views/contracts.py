@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 from core.auth import DbSession
 from core.pdf import PdfError
 from core.ui import render_page, today_paris
-from services.notices.models import COLLECTIONS, RECEIPT_TYPES
+from services.notices.models import COLLECTIONS, RECEIPT_KINDS, RECEIPT_TYPES
 from services.notices.service import directory, entities, notice_pdf
 from services.notices.service.directory import ReceiptFilters
 from services.notices.views.roles import Broker, RecordId, date_or_none, int_or_none
@@ -28,16 +28,17 @@ def contracts(request: Request, user: Broker, session: DbSession, q: str = "", e
 
 @router.get("/quittances", response_class=HTMLResponse)
 def receipts(request: Request, user: Broker, session: DbSession, q: str = "", entite: str = "",
-             encaissement: str = "", type: str = "", effet_du: str = "", effet_au: str = "", editee: str = "",
-             page: int = 1) -> HTMLResponse:
+             encaissement: str = "", type: str = "", nature: str = "", effet_du: str = "", effet_au: str = "",
+             editee: str = "", page: int = 1) -> HTMLResponse:
     filters = ReceiptFilters(q=q[:200], entity_id=int_or_none(entite), collection=encaissement, receipt_type=type,
-                             effect_from=date_or_none(effet_du), effect_to=date_or_none(effet_au), edited=editee)
+                             kind=nature, effect_from=date_or_none(effet_du), effect_to=date_or_none(effet_au),
+                             edited=editee)
     rows = directory.search_receipts(session, organisation_id=user.organisation_id, filters=filters,
                                      page=min(max(page, 1), 100_000))
-    query = {"q": q, "entite": entite, "encaissement": encaissement, "type": type, "effet_du": effet_du,
-             "effet_au": effet_au, "editee": editee}
+    query = {"q": q, "entite": entite, "encaissement": encaissement, "type": type, "nature": nature,
+             "effet_du": effet_du, "effet_au": effet_au, "editee": editee}
     return render_page(request, "receipts.html", user=user, page=rows, query=query, collections=COLLECTIONS,
-                       receipt_types=RECEIPT_TYPES,
+                       receipt_types=RECEIPT_TYPES, kinds=RECEIPT_KINDS,
                        entities=entities.list_entities(session, organisation_id=user.organisation_id))
 
 

@@ -39,6 +39,7 @@ def _page(request: Request, user: User, *, issues: dict[str, list[ExcelIssue]] |
         found = (issues or {}).get(slug, [])
         sections.append({"slug": slug, "title": title, "plural": plural, "path": path,
                          "columns": [(c.header, c.rule) for c in KINDS[kind_name].columns],
+                         "optional_tail": KINDS[kind_name].optional_tail,
                          "issues": found[:MAX_SHOWN_ISSUES], "hidden": max(0, len(found) - MAX_SHOWN_ISSUES)})
     return render_page(request, "import.html", status, user=user, sections=sections)
 
