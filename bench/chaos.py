@@ -135,6 +135,7 @@ class Run:
     workers: dict[str, LogWatch] = field(default_factory=dict)
     links: list[str] = field(default_factory=list)  # the Accepter links the deposers click
     notices_run: int | None = None
+    notices_validated: float | None = None  # when «Valider» was answered
 
     def tick(self) -> None:
         self.stack.supervise()
@@ -240,8 +241,9 @@ def _last_request_id() -> int:
 async def run_notices(run: Run, url: str) -> None:
     """The broker's people, from the first second (the PDFs take a while): the run's id once validated."""
     run.flows["notices"].started = time.time()
-    run.notices_run = await drive_notices(url, run.broker, run.plan.notices, seconds=run.plan.deadline,
-                                          say=lambda line: print(f"{run.clock(time.time())} {line}", flush=True))
+    run.notices_run, run.notices_validated = await drive_notices(
+        url, run.broker, run.plan.notices, seconds=run.plan.deadline,
+        say=lambda line: print(f"{run.clock(time.time())} {line}", flush=True))
 
 
 def _settled(run: Run, ids: dict[str, int]) -> bool:
@@ -278,7 +280,8 @@ async def verdict(run: Run, ids: dict[str, int], workflow: Fleet) -> list[FlowRe
                              expected=run.plan.drivers, seen=seen, wait_label=workflow.wait_label),
         await check_removals(run.client, request_id=ids["request"], clicked=clicked, failed=failed, seen=seen),
         await check_notices(run.client, organisation_id=run.broker.organisation_id, slug=run.broker.slug,
-                            run_id=run.notices_run, expected=run.plan.notices, seen=seen,
+                            run_id=run.notices_run, validated=run.notices_validated, expected=run.plan.notices,
+                            seen=seen,
                             by_recipient=run.sink.by_recipient, domain=NOTICES_DOMAIN),
     ]
 

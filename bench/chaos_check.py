@@ -14,6 +14,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy import func, select
@@ -253,6 +254,8 @@ class _NoticeRow:
     workflow_id: str
     claimed: bool
     pending: str | None
+    validated_at: datetime | None
+    sent_at: datetime | None
     sends: tuple[tuple[str, str | None, str | None, str | None], ...]  # (status, outbox status, Message-ID, reply)
 
 
@@ -263,7 +266,8 @@ def _notices(organisation_id: int, run_id: int) -> list[_NoticeRow]:
 
     with session_scope() as session:
         notices = list(session.execute(
-            select(Notice.id, Notice.status, Notice.email, Notice.workflow_id, Notice.claimed_at, Notice.pending_action)
+            select(Notice.id, Notice.status, Notice.email, Notice.workflow_id, Notice.claimed_at, Notice.pending_action,
+                   Notice.validated_at, Notice.sent_at)
             .where(Notice.organisation_id == organisation_id, Notice.run_id == run_id).order_by(Notice.id)))
         sends: dict[int, list[tuple[str, str | None, str | None, str | None]]] = {}
         for notice_id, status, outbox, mid, reply in session.execute(
@@ -274,8 +278,8 @@ def _notices(organisation_id: int, run_id: int) -> list[_NoticeRow]:
                 .where(Notice.organisation_id == organisation_id, Notice.run_id == run_id)
                 .order_by(NoticeSend.attempt)):
             sends.setdefault(notice_id, []).append((status, outbox, mid, reply))
-    return [_NoticeRow(n, status, email, wid, claimed is not None, pending, tuple(sends.get(n, [])))
-            for n, status, email, wid, claimed, pending in notices]
+    return [_NoticeRow(n, status, email, wid, claimed is not None, pending, validated, sent, tuple(sends.get(n, [])))
+            for n, status, email, wid, claimed, pending, validated, sent in notices]
 
 
 def notices_settled(organisation_id: int, run_id: int | None, expected: int) -> bool:
@@ -317,8 +321,14 @@ async def _notice_workflow(client: Client, workflow_id: str) -> tuple[str, str |
             len(described.raw_description.pending_activities))
 
 
-async def check_notices(client: Client, *, organisation_id: int, slug: str, run_id: int | None, expected: int,
-                        seen: Counter[str], by_recipient: Counter[str], domain: str) -> FlowReport:
+def _span(moments: Iterable[datetime | None], since: float) -> str:
+    found = sorted(m.timestamp() - since for m in moments if m is not None)
+    return f"{found[0]:.0f}-{found[-1]:.0f} s" if found else "never"
+
+
+async def check_notices(client: Client, *, organisation_id: int, slug: str, run_id: int | None,
+                        validated: float | None, expected: int, seen: Counter[str], by_recipient: Counter[str],
+                        domain: str) -> FlowReport:
     """The run's notices sent by the mail robot: one final state each, received once (duplicates counted by
     recipient, whatever the Message-ID), their workflows open at the status they applied, the run's workflow
     completed, the robot's running and not left waiting after an error."""
@@ -336,6 +346,10 @@ async def check_notices(client: Client, *, organisation_id: int, slug: str, run_
         verdict = _notice_state(row, seen, by_recipient[row.email])
         report.details[verdict] += 1
         report.final += verdict in ("sent (OK)", "refused by the server (KO)")
+    if validated is not None:
+        report.notes.append(f"after «Valider»: V applied by their workflows "
+                            f"{_span((r.validated_at for r in rows), validated)}, OK (sent) "
+                            f"{_span((r.sent_at for r in rows), validated)}")
     emails = {r.email for r in rows}
     report.duplicates = sum(count - 1 for address, count in by_recipient.items() if address in emails and count > 1)
     strangers = sum(count for address, count in by_recipient.items()

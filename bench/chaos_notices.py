@@ -226,8 +226,9 @@ async def validate_all(http: httpx.AsyncClient, run_id: int, expected: int, *, s
 
 
 async def drive_notices(base_url: str, broker: Broker, count: int, *, seconds: float,
-                        say: Callable[[str], None]) -> int:
-    """The administrator's settings, then the manager's «Mail», «Oui», «Sélection» + «Valider»: the run's id."""
+                        say: Callable[[str], None]) -> tuple[int, float]:
+    """The administrator's settings, then the manager's «Mail», «Oui», «Sélection» + «Valider»: the run's id and
+    when «Valider» was answered (epoch seconds)."""
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
         await login(http, broker.admin)
         await set_robot(http)
@@ -239,4 +240,4 @@ async def drive_notices(base_url: str, broker: Broker, count: int, *, seconds: f
         say(f"notices run {run_id}: PDFs made, «Oui» answered")
         validated = await validate_all(http, run_id, count, seconds=seconds)
         say(f"notices run {run_id}: {validated} notices validated («Sélection», «Valider»)")
-    return run_id
+    return run_id, time.time()
