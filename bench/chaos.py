@@ -1,21 +1,23 @@
 """Chaos bench: nothing lost, nothing sent twice, while the platform's parts crash under real load.
 
-    .venv/bin/python -m bench.chaos            # full: 2,000 + 2,000 recipients, 500 clicks, five faults (~6 min)
-    .venv/bin/python -m bench.chaos --short    # a few hundred recipients, one mail-worker crash (~1-2 min)
+    .venv/bin/python -m bench.chaos            # full: 2,000 + 2,000 recipients, 500 clicks, 500 notices, five faults
+    .venv/bin/python -m bench.chaos --short    # a few hundred recipients, 80 notices, one mail-worker crash
 
 The script starts the real stack itself: embedded PostgreSQL, `temporal server start-dev` on its --db-filename,
-the worker as deployed (two processes: `--only main` and `--only mail`), the campaigns and removals services
-(uvicorn), and an SMTP sink that records every message it receives by Message-ID (`bench.chaos_sink`) behind a TCP
-proxy the bench can switch off (`bench.chaos_proxy`). Every process is supervised by the dev stack's own `Stack`
-(`core/devstack/run.py`): a killed one is restarted with its backoff, as under `make run`.
+the worker as deployed (two processes: `--only main` and `--only mail`), the campaigns, removals and notices
+services (uvicorn), and an SMTP sink that records every message it receives by Message-ID (`bench.chaos_sink`)
+behind a TCP proxy the bench can switch off (`bench.chaos_proxy`). Every process is supervised by the dev stack's
+own `Stack` (`core/devstack/run.py`): a killed one is restarted with its backoff, as under `make run`.
 
-Three flows run at once, driven over HTTP as people do: an e-mail campaign with pacing on (SMTP_MAX_PER_SECOND,
-several SMTP connections), a Workflow campaign (Mail then Attente 5 days), and deposers clicking the "Accepter"
-links of the mails in the sink (GET, then POST). Meanwhile the bench kills the mail worker (SIGKILL) twice, the
-main worker once, restarts the Temporal dev server on its db file, and makes SMTP unreachable for 10 s; each fault
-waits for the previous one's recovery. It prints, per flow: recipients in exactly one final state (goal 100 %),
-duplicates received by the sink beside their bound, the time to recover after each fault, and what is stuck
-(goal 0), and exits non-zero when a goal is missed.
+Four flows run at once, driven over HTTP as people do: an e-mail campaign with pacing on (SMTP_MAX_PER_SECOND,
+several SMTP connections), a Workflow campaign (Mail then Attente 5 days), deposers clicking the "Accepter"
+links of the mails in the sink (GET, then POST), and a broker's notices run («Mail», «Oui», «Sélection» +
+«Valider») whose notices the mail robot then sends with their PDFs, no pause between mails
+(`bench.chaos_notices`). Meanwhile the bench kills the mail worker (SIGKILL) twice, the main worker once, restarts
+the Temporal dev server on its db file, and makes SMTP unreachable for 10 s; each fault waits for the previous
+one's recovery. It prints, per flow: recipients in exactly one final state (goal 100 %), duplicates received by
+the sink beside their bound, the time to recover after each fault, and what is stuck (goal 0), and exits non-zero
+when a goal is missed.
 """
 
 import argparse
@@ -32,7 +34,15 @@ from pathlib import Path
 import httpx
 from temporalio.client import Client
 
-from bench.chaos_check import FlowReport, check_campaign, check_removals, clicked_mandates, leftovers
+from bench.chaos_check import (
+    FlowReport,
+    check_campaign,
+    check_notices,
+    check_removals,
+    clicked_mandates,
+    leftovers,
+    notices_settled,
+)
 from bench.chaos_flows import (
     EMAIL_DOMAIN,
     REMOVAL_DOMAINS,
@@ -47,6 +57,7 @@ from bench.chaos_flows import (
     seed_fleet,
     seed_requester,
 )
+from bench.chaos_notices import NOTICES_DOMAIN, Broker, drive_notices, seed_broker
 from bench.chaos_stack import LogWatch, start_stack, temporal_up, until, wait_healthy
 from bench.chaos_watch import Fault, Flow, SinkLog
 from core.devstack.run import Stack
@@ -60,6 +71,7 @@ class Plan:
     drivers: int
     clicks: int
     deposers: int
+    notices: int  # the broker's clients, one notice each
     smtp_rate: float  # SMTP_MAX_PER_SECOND
     connections: int  # SMTP_CONNECTIONS
     click_rate: float
@@ -71,15 +83,18 @@ class Plan:
         return self.clicks + max(2, self.clicks // 10)  # a few vehicles nobody clicks: they must stay Prévenu
 
 
-FULL = Plan(2000, 2000, 500, 10, smtp_rate=20, connections=4, click_rate=2.0, deadline=1200, faults=[
+# The notices robot sends fast once its notices are validated (no pause): the SMTP cut and the second mail-worker
+# kill follow its progress, the other faults come after (the main worker renders the PDFs: it is killed last).
+FULL = Plan(2000, 2000, 500, 10, 500, smtp_rate=20, connections=4, click_rate=2.0, deadline=1200, faults=[
     ("mail worker SIGKILL #1", "mail-kill", "email", 0.15),
+    ("SMTP unreachable 10 s", "smtp-cut", "notices", 0.15),
+    ("mail worker SIGKILL #2", "mail-kill", "notices", 0.50),
     ("Temporal dev server restart", "temporal-restart", "removals", 0.25),
-    ("SMTP unreachable 10 s", "smtp-cut", "email", 0.45),
     ("main worker SIGKILL", "main-kill", "workflow", 0.55),
-    ("mail worker SIGKILL #2", "mail-kill", "email", 0.80),
 ])
-SHORT = Plan(300, 200, 40, 4, smtp_rate=40, connections=4, click_rate=4.0, deadline=300, faults=[
-    ("mail worker SIGKILL", "mail-kill", "email", 0.3),
+# Short: the campaign paced slower than the full run's so that it is still sending when the robot is.
+SHORT = Plan(300, 200, 40, 4, 80, smtp_rate=10, connections=4, click_rate=4.0, deadline=360, faults=[
+    ("mail worker SIGKILL", "mail-kill", "notices", 0.3),
 ])
 
 
@@ -97,6 +112,14 @@ def in_flight_bound(connections: int) -> tuple[int, str]:
                               f"bound of its unrecorded outcomes)")
 
 
+def robot_bound() -> tuple[int, str]:
+    """What the notices robot may re-send after one fault: the mail in flight plus the outcomes accepted and not
+    recorded yet, as `services/notices/service/robot.py` declares it."""
+    from activities.recorder import GROUP_LIMIT
+
+    return 1 + GROUP_LIMIT, f"1 mail in flight + activities/recorder.py GROUP_LIMIT {GROUP_LIMIT}"
+
+
 @dataclass
 class Run:
     plan: Plan
@@ -105,11 +128,14 @@ class Run:
     client: Client
     flows: dict[str, Flow]
     sink: SinkLog
+    broker: Broker
     clicks: Clicks = field(default_factory=Clicks)
     faults: list[Fault] = field(default_factory=list)
     started: float = field(default_factory=time.time)
     workers: dict[str, LogWatch] = field(default_factory=dict)
     links: list[str] = field(default_factory=list)  # the Accepter links the deposers click
+    notices_run: int | None = None
+    notices_validated: float | None = None  # when «Valider» was answered
 
     def tick(self) -> None:
         self.stack.supervise()
@@ -212,22 +238,32 @@ def _last_request_id() -> int:
         return int(found)
 
 
-def _settled(ids: dict[str, int]) -> bool:
+async def run_notices(run: Run, url: str) -> None:
+    """The broker's people, from the first second (the PDFs take a while): the run's id once validated."""
+    run.flows["notices"].started = time.time()
+    run.notices_run, run.notices_validated = await drive_notices(
+        url, run.broker, run.plan.notices, seconds=run.plan.deadline,
+        say=lambda line: print(f"{run.clock(time.time())} {line}", flush=True))
+
+
+def _settled(run: Run, ids: dict[str, int]) -> bool:
     from core.db import session_scope
     from services.campaigns.models import Campaign
 
     with session_scope() as session:
         statuses = [session.get(Campaign, ids[name]) for name in ("email", "workflow")]
-        return all(c is not None and c.status == "sent" for c in statuses) and not leftovers()
+        if not all(c is not None and c.status == "sent" for c in statuses):
+            return False
+    return notices_settled(run.broker.organisation_id, run.notices_run, run.plan.notices) and not leftovers()
 
 
 async def settle(run: Run, ids: dict[str, int], seconds: float) -> None:
-    """Until both campaigns are ENVOYE and nothing waits in the outboxes, and the sink has been quiet for 5 s
-    (a late re-send would still be counted)."""
+    """Until both campaigns are ENVOYE, every notice OK or KO with nothing claimed, and nothing waits in the
+    outboxes, and the sink has been quiet for 5 s (a late re-send would still be counted)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         last = max((t for f in run.flows.values() for t in f.arrivals[-1:]), default=0.0)
-        if time.time() - last >= 5 and await asyncio.to_thread(_settled, ids):
+        if time.time() - last >= 5 and await asyncio.to_thread(_settled, run, ids):
             return
         await asyncio.sleep(0.5)
     print("   (the run did not settle before its deadline)", flush=True)
@@ -243,6 +279,10 @@ async def verdict(run: Run, ids: dict[str, int], workflow: Fleet) -> list[FlowRe
         await check_campaign(run.client, name="workflow campaign", campaign_id=ids["workflow"],
                              expected=run.plan.drivers, seen=seen, wait_label=workflow.wait_label),
         await check_removals(run.client, request_id=ids["request"], clicked=clicked, failed=failed, seen=seen),
+        await check_notices(run.client, organisation_id=run.broker.organisation_id, slug=run.broker.slug,
+                            run_id=run.notices_run, validated=run.notices_validated, expected=run.plan.notices,
+                            seen=seen,
+                            by_recipient=run.sink.by_recipient, domain=NOTICES_DOMAIN),
     ]
 
 
@@ -250,10 +290,11 @@ def report(run: Run, reports: list[FlowReport], elapsed: float) -> list[str]:
     """Print the figures; return the goals missed."""
     plan, missed = run.plan, []
     bound, source = in_flight_bound(plan.connections)
+    robot, robot_source = robot_bound()
     mail_faults = sum(1 for f in run.faults if f.kind in MAIL_FAULTS and f.at is not None)
     print(f"\n== Chaos bench ({'short' if plan is SHORT else 'full'}): {plan.recipients} e-mail recipients, "
-          f"{plan.drivers} drivers, {len(run.links)} clicks; SMTP_MAX_PER_SECOND={plan.smtp_rate:g}, "
-          f"SMTP_CONNECTIONS={plan.connections}; {elapsed:.0f} s")
+          f"{plan.drivers} drivers, {len(run.links)} clicks, {plan.notices} notices; "
+          f"SMTP_MAX_PER_SECOND={plan.smtp_rate:g}, SMTP_CONNECTIONS={plan.connections}; {elapsed:.0f} s")
     print("faults:")
     for n, fault in enumerate(run.faults, 1):
         took = fault.recovery()
@@ -269,16 +310,19 @@ def report(run: Run, reports: list[FlowReport], elapsed: float) -> list[str]:
             missed.append(f"no recovery after {fault.name}")
         elif not fault.under_way:
             missed.append(f"{fault.name} fired when no flow was under way")
-    print(f"in-flight bound per mail fault and flow: {bound} ({source}); mail faults (kills, SMTP cut): "
-          f"{mail_faults}")
+    print(f"in-flight bound per mail fault and flow: {bound} ({source}); notices robot: {robot} ({robot_source}); "
+          f"mail faults (kills, SMTP cut): {mail_faults}")
     print("flows:")
-    names = {"e-mail campaign": "email", "workflow campaign": "workflow", "removal clicks": "removals"}
+    names = {"e-mail campaign": "email", "workflow campaign": "workflow", "removal clicks": "removals",
+             "notices robot": "notices"}
     stuck_total = 0
     for r in reports:
         flow = run.flows[names[r.name]]
-        allowed = bound * mail_faults
+        per_fault = robot if r.name == "notices robot" else bound
+        allowed = per_fault * mail_faults
+        duplicates = flow.duplicates if r.duplicates is None else r.duplicates
         print(f"  {r.name}: {r.final}/{r.total} {r.unit} in exactly one final state ({r.percent:.1f} %, goal 100 %);"
-              f" duplicates received {flow.duplicates} (bound {allowed} = {bound} x {mail_faults}); "
+              f" duplicates received {duplicates} (bound {allowed} = {per_fault} x {mail_faults}); "
               f"stuck {len(r.stuck)} (goal 0)")
         for what, count in sorted(r.details.items(), key=lambda kv: -kv[1]):
             print(f"      {count:>5}  {what}")
@@ -287,8 +331,8 @@ def report(run: Run, reports: list[FlowReport], elapsed: float) -> list[str]:
         stuck_total += len(r.stuck)
         if r.final != r.total:
             missed.append(f"{r.name}: {r.total - r.final} {r.unit} not in exactly one final state")
-        if flow.duplicates > allowed:
-            missed.append(f"{r.name}: {flow.duplicates} duplicates > bound {allowed}")
+        if duplicates > allowed:
+            missed.append(f"{r.name}: {duplicates} duplicates > bound {allowed}")
         if r.stuck:
             missed.append(f"{r.name}: {len(r.stuck)} stuck")
     rest = leftovers()
@@ -318,11 +362,14 @@ async def main(plan: Plan, keep: bool) -> int:
         email = seed_fleet("chaos-mail", plan.recipients, EMAIL_DOMAIN, workflow=False)
         workflow = seed_fleet("chaos-wf", plan.drivers, WORKFLOW_DOMAIN, workflow=True)
         requester, request_file = seed_requester(plan.vehicles, plan.deposers)
+        broker = seed_broker(plan.notices, NOTICES_DOMAIN)
         flows: dict[str, Flow] = {}
         flows["email"] = Flow("email", lambda: plan.recipients)
         flows["workflow"] = Flow("workflow", lambda: plan.drivers)
-        domains = {EMAIL_DOMAIN: "email", WORKFLOW_DOMAIN: "workflow", **{d: "removals" for d in REMOVAL_DOMAINS}}
-        run = Run(plan, tmp, stack, client, flows, SinkLog(tmp / "received.jsonl", flows, domains))
+        flows["notices"] = Flow("notices", lambda: plan.notices)
+        domains = {EMAIL_DOMAIN: "email", WORKFLOW_DOMAIN: "workflow", NOTICES_DOMAIN: "notices",
+                   **{d: "removals" for d in REMOVAL_DOMAINS}}
+        run = Run(plan, tmp, stack, client, flows, SinkLog(tmp / "received.jsonl", flows, domains), broker)
         # The requester's receipt, one mail per deposer, then one alert per accepted click.
         flows["removals"] = Flow("removals", lambda: plan.deposers + 1 + plan.clicks - len(run.clicks.failed))
         run.workers = {name: LogWatch(tmp / "logs" / f"{name}.log", "worker.started")
@@ -332,7 +379,8 @@ async def main(plan: Plan, keep: bool) -> int:
         run.started = time.time()
         ticking = asyncio.create_task(ticker(run))
         faults = asyncio.create_task(fault_plan(run))
-        ids = await drive(run, urls, email, workflow, requester, request_file)
+        ids, _ = await asyncio.gather(drive(run, urls, email, workflow, requester, request_file),
+                                      run_notices(run, urls["notices"]))
         remaining = plan.deadline - (time.monotonic() - began)
         await until(lambda: faults.done() and all(f.done() for f in flows.values()), seconds=max(1, remaining),
                     what="every flow to finish")

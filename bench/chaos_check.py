@@ -5,13 +5,16 @@ A recipient is "in exactly one final state" when the read model, its outbox row 
 sent, its Message-ID received) or in error (not sent, not received); for a driver of a Workflow campaign, also one
 follow-up, open at its wait step, with its workflow running at that step; for a removal mandate, the status the
 deposer's click gave it (Acceptée) or Prévenu, the same in its workflow, and the requester's alert sent and
-received once clicked.
+received once clicked; for a notice of the mail robot, OK with one send, its outbox row sent, received (or KO only
+with a refusal from the server), nothing claimed, pending or «sending» left, and its workflow running with the
+status it applied.
 """
 
 import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy import func, select
@@ -30,6 +33,7 @@ class FlowReport:
     details: Counter[str] = field(default_factory=Counter)
     stuck: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    duplicates: int | None = None  # counted by the check itself (None: the sink's re-deliveries by Message-ID)
 
     @property
     def percent(self) -> float:
@@ -240,3 +244,147 @@ def clicked_mandates(links: Iterable[str]) -> set[int]:
 
     purpose = KINDS["accepter"][1]
     return {int(read_token(url.rsplit("/", 1)[1], purpose).subject.removeprefix("mandate-")) for url in links}
+
+
+@dataclass(frozen=True)
+class _NoticeRow:
+    notice_id: int
+    status: str
+    email: str
+    workflow_id: str
+    claimed: bool
+    pending: str | None
+    validated_at: datetime | None
+    sent_at: datetime | None
+    sends: tuple[tuple[str, str | None, str | None, str | None], ...]  # (status, outbox status, Message-ID, reply)
+
+
+def _notices(organisation_id: int, run_id: int) -> list[_NoticeRow]:
+    from core.db import session_scope
+    from core.models import OutboxMessage
+    from services.notices.models import Notice, NoticeSend
+
+    with session_scope() as session:
+        notices = list(session.execute(
+            select(Notice.id, Notice.status, Notice.email, Notice.workflow_id, Notice.claimed_at, Notice.pending_action,
+                   Notice.validated_at, Notice.sent_at)
+            .where(Notice.organisation_id == organisation_id, Notice.run_id == run_id).order_by(Notice.id)))
+        sends: dict[int, list[tuple[str, str | None, str | None, str | None]]] = {}
+        for notice_id, status, outbox, mid, reply in session.execute(
+                select(NoticeSend.notice_id, NoticeSend.status, OutboxMessage.status, OutboxMessage.message_id,
+                       NoticeSend.reply)
+                .join(Notice, Notice.id == NoticeSend.notice_id)
+                .outerjoin(OutboxMessage, OutboxMessage.id == NoticeSend.outbox_id)
+                .where(Notice.organisation_id == organisation_id, Notice.run_id == run_id)
+                .order_by(NoticeSend.attempt)):
+            sends.setdefault(notice_id, []).append((status, outbox, mid, reply))
+    return [_NoticeRow(n, status, email, wid, claimed is not None, pending, validated, sent, tuple(sends.get(n, [])))
+            for n, status, email, wid, claimed, pending, validated, sent in notices]
+
+
+def notices_settled(organisation_id: int, run_id: int | None, expected: int) -> bool:
+    """The run's notices all made, each OK or KO, nothing claimed, pending or «sending» left."""
+    if run_id is None:
+        return False
+    rows = _notices(organisation_id, run_id)
+    return len(rows) == expected and all(r.status in ("OK", "KO") and not r.claimed and not r.pending
+                                         and all(s[0] != "sending" for s in r.sends) for r in rows)
+
+
+def _notice_state(row: _NoticeRow, seen: Counter[str], received: int) -> str:
+    """The notice's final state, or what is wrong with it."""
+    if row.status == "OK":
+        ok = [s for s in row.sends if s[0] == "OK"]
+        if len(row.sends) != 1 or len(ok) != 1:
+            return f"OK with {len(row.sends)} send(s), {len(ok)} of them OK"
+        _status, outbox, mid, _reply = ok[0]
+        if outbox != "sent":
+            return f"OK, outbox row {outbox}"
+        return "sent (OK)" if mid and seen[mid] and received else "OK but never received (lost)"
+    if row.status == "KO":
+        reply = row.sends[-1][3] if row.sends else None
+        if reply and reply[:1] == "5" and not received:
+            return "refused by the server (KO)"
+        return f"KO ({reply or 'no send'}), received {received} time(s)"
+    return f"not final ({row.status})"
+
+
+async def _notice_workflow(client: Client, workflow_id: str) -> tuple[str, str | None, int]:
+    """(status name, RelaisStatus, pending activities) of a notice's workflow."""
+    from core.temporal import SA_STATUS
+
+    try:
+        described = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as exc:
+        return f"? {exc.status.name if exc.status else exc}", None, 0
+    return (described.status.name if described.status else "?", described.typed_search_attributes.get(SA_STATUS),
+            len(described.raw_description.pending_activities))
+
+
+def _span(moments: Iterable[datetime | None], since: float) -> str:
+    found = sorted(m.timestamp() - since for m in moments if m is not None)
+    return f"{found[0]:.0f}-{found[-1]:.0f} s" if found else "never"
+
+
+async def check_notices(client: Client, *, organisation_id: int, slug: str, run_id: int | None,
+                        validated: float | None, expected: int, seen: Counter[str], by_recipient: Counter[str],
+                        domain: str) -> FlowReport:
+    """The run's notices sent by the mail robot: one final state each, received once (duplicates counted by
+    recipient, whatever the Message-ID), their workflows open at the status they applied, the run's workflow
+    completed, the robot's running and not left waiting after an error."""
+    from services.notices.models import RobotSettings
+    from services.notices.service.statuses import LABELS
+
+    report = FlowReport("notices robot", "notices", expected, 0)
+    if run_id is None:
+        report.stuck.append("the notices run was never launched")
+        return report
+    rows = _notices(organisation_id, run_id)
+    if len(rows) != expected:
+        report.notes.append(f"{len(rows)} notices made instead of {expected}")
+    for row in rows:
+        verdict = _notice_state(row, seen, by_recipient[row.email])
+        report.details[verdict] += 1
+        report.final += verdict in ("sent (OK)", "refused by the server (KO)")
+    if validated is not None:
+        report.notes.append(f"after «Valider»: V applied by their workflows "
+                            f"{_span((r.validated_at for r in rows), validated)}, OK (sent) "
+                            f"{_span((r.sent_at for r in rows), validated)}")
+    emails = {r.email for r in rows}
+    report.duplicates = sum(count - 1 for address, count in by_recipient.items() if address in emails and count > 1)
+    strangers = sum(count for address, count in by_recipient.items()
+                    if address.endswith("@" + domain) and address not in emails)
+    if strangers:
+        report.stuck.append(f"{strangers} message(s) to {domain} addresses of no notice")
+    for what, count in (("claimed («envoi en cours»)", sum(r.claimed for r in rows)),
+                        ("with a request pending", sum(r.pending is not None for r in rows)),
+                        ("with a send left «sending»", sum(any(s[0] == "sending" for s in r.sends) for r in rows)),
+                        ("still V", sum(r.status == "V" for r in rows))):
+        if count:
+            report.stuck.append(f"{count} notice(s) {what}")
+    engines = await _bounded(rows, lambda r: _notice_workflow(client, r.workflow_id))
+    wrong = [(r.workflow_id, e) for r, e in zip(rows, engines, strict=True)
+             if not isinstance(e, tuple) or e[0] != "RUNNING" or e[1] != LABELS.get(r.status) or e[2]]
+    if wrong:
+        report.stuck.append(f"{len(wrong)} notice workflow(s) not open at the status they applied, or busy "
+                            f"(e.g. {wrong[0][0]}: {wrong[0][1]})")
+    report.notes.append(f"notice workflows open at their status, no activity pending: {len(rows) - len(wrong)}/"
+                        f"{len(rows)} (they stay open until 90 days after the due date)")
+    launcher = await workflow_status(client, f"avis-run-{slug}-{run_id}")
+    if launcher != WorkflowExecutionStatus.COMPLETED:
+        report.stuck.append(f"workflow avis-run-{slug}-{run_id} : {launcher.name if launcher else 'not found'}")
+    robot = await workflow_status(client, f"avis-robot-{slug}")
+    if robot != WorkflowExecutionStatus.RUNNING:
+        report.stuck.append(f"workflow avis-robot-{slug} : {robot.name if robot else 'not found'}")
+    from core.db import session_scope
+
+    with session_scope() as session:
+        settings = session.get(RobotSettings, organisation_id)
+        state = (settings.state, settings.paused, settings.sent_today, settings.last_error) if settings else None
+    if state is None:
+        report.stuck.append("the robot has no settings")
+    else:
+        report.notes.append(f"robot: state {state[0]}, sent today {state[2]}, last error {state[3] or 'none'}")
+        if state[0] == "error_wait" or state[1]:
+            report.stuck.append(f"the robot is left {'paused' if state[1] else 'waiting after an error'}")
+    return report

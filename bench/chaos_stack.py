@@ -17,6 +17,8 @@ from temporalio.client import Client
 from bench.common import ROOT, free_port, start_database
 from core.devstack.run import Stack
 
+SERVICES = ("campaigns", "removals", "notices")  # the web services of the run (uvicorn)
+
 
 def worker_command(queue: str) -> list[str]:
     """The worker as deployed, one task queue per process."""
@@ -64,12 +66,13 @@ async def start_stack(tmp: Path, *, smtp_rate: float, connections: int) -> tuple
     services' URLs."""
     logs = tmp / "logs"
     logs.mkdir(parents=True)
-    ports = {name: free_port() for name in ("sink", "smtp", "temporal", "campaigns", "removals")}
+    ports = {name: free_port() for name in ("sink", "smtp", "temporal", "campaigns", "removals", "notices")}
     os.environ.update(
         ENVIRONMENT="test", SECRET_KEY="chaos-bench-secret-" + "x" * 40, LOG_FORMAT="json",
         SMTP_HOST="127.0.0.1", SMTP_PORT=str(ports["smtp"]), SMTP_MAX_PER_SECOND=str(smtp_rate),
         SMTP_CONNECTIONS=str(connections), TEMPORAL_ADDRESS=f"127.0.0.1:{ports['temporal']}",
-        CAMPAIGNS_URL=f"http://127.0.0.1:{ports['campaigns']}", REMOVALS_URL=f"http://127.0.0.1:{ports['removals']}")
+        CAMPAIGNS_URL=f"http://127.0.0.1:{ports['campaigns']}", REMOVALS_URL=f"http://127.0.0.1:{ports['removals']}",
+        NOTICES_URL=f"http://127.0.0.1:{ports['notices']}")
     start_database()  # embedded PostgreSQL, migrated, deleted when this process exits
     stack = Stack(logs=logs, cwd=ROOT)
     stack.spawn("sink", [sys.executable, "-m", "bench.chaos_sink", "--port", str(ports["sink"]),
@@ -94,15 +97,15 @@ async def start_stack(tmp: Path, *, smtp_rate: float, connections: int) -> tuple
             await asyncio.sleep(0.3)
     for queue in ("main", "mail"):
         stack.spawn(f"{queue}-worker", worker_command(queue))
-    for name in ("campaigns", "removals"):
+    for name in SERVICES:
         stack.spawn(name, [sys.executable, "-m", "uvicorn", f"services.{name}.app:app", "--host", "127.0.0.1",
                            "--port", str(ports[name]), "--no-access-log", "--log-level", "warning"])
-    urls = {name: f"http://127.0.0.1:{ports[name]}" for name in ("campaigns", "removals")}
+    urls = {name: f"http://127.0.0.1:{ports[name]}" for name in SERVICES}
     return stack, client, urls
 
 
 async def wait_healthy(tick: Callable[[], None], urls: dict[str, str], workers: dict[str, LogWatch]) -> None:
-    """Until both services answer /healthz and both workers logged their start (`tick` keeps the stack
+    """Until every service answers /healthz and both workers logged their start (`tick` keeps the stack
     supervised meanwhile)."""
     async with httpx.AsyncClient(timeout=2) as http:
         for url in urls.values():

@@ -56,11 +56,13 @@ class Flow:
 
 
 class SinkLog:
-    """Follows the sink's JSON lines (`bench.chaos_sink`): counts by Message-ID, per flow by recipient domain."""
+    """Follows the sink's JSON lines (`bench.chaos_sink`): counts by Message-ID and by recipient, per flow by
+    recipient domain."""
 
     def __init__(self, path: Path, flows: dict[str, Flow], domains: dict[str, str]) -> None:
         self.path, self.flows, self.domains = path, flows, domains
         self.seen: Counter[str] = Counter()
+        self.by_recipient: Counter[str] = Counter()  # messages received per address, whatever their Message-ID
         self.link_texts: list[str] = []
         self.other = 0  # messages of no flow (should stay 0)
         self._offset, self._partial = 0, ""
@@ -84,6 +86,7 @@ class SinkLog:
         flow = next((self.flows[name] for r in rcpt for domain, name in self.domains.items()
                      if r.endswith("@" + domain)), None)
         self.seen[mid] += 1
+        self.by_recipient.update(rcpt)
         if flow is None:
             self.other += 1
         elif self.seen[mid] == 1:
