@@ -71,7 +71,7 @@ class NoticeActivities:
         """One page of the run's notices, rendered in one child process, kept on the run's items."""
         with session_scope() as session:
             htmls = runs.page_htmls(session, page.run_id, page.page, page.page_size)
-        results = render_pdfs([h for _, h in htmls], timeout_seconds=PDF_TIMEOUT_SECONDS)
+        results = render_pdfs([h for _, h in htmls], timeout_seconds=PDF_TIMEOUT_SECONDS, progress=activity.heartbeat)
         done = {item_id: pdf for (item_id, _), pdf in zip(htmls, results, strict=True) if isinstance(pdf, bytes)}
         failed = [(item_id, str(r)) for (item_id, _), r in zip(htmls, results, strict=True)
                   if isinstance(r, PdfError)]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import mimetypes
 import multiprocessing
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NoReturn
@@ -129,11 +130,12 @@ def _batch_child_main(conn: Connection, htmls: list[str], base_url: str | None) 
         conn.close()
 
 
-def render_pdfs(htmls: list[str], *, timeout_seconds: float = 30.0,
-                base_url: str | None = None) -> list[bytes | PdfError]:
+def render_pdfs(htmls: list[str], *, timeout_seconds: float = 30.0, base_url: str | None = None,
+                progress: Callable[[int], None] | None = None) -> list[bytes | PdfError]:
     """Render several documents in ONE child process (started once: about a second, shared by the batch), each
     within ``timeout_seconds`` of the previous one. Returns, in order, each document's bytes or the PdfError it
     failed with; after a timeout the child is killed and the documents not yet rendered fail with it too.
+    `progress(n)` is called after each document (n done so far): an activity's heartbeat.
     Blocking: call it from a worker thread in async code."""
     if timeout_seconds <= 0:
         raise ValueError("timeout_seconds must be positive")
@@ -163,6 +165,8 @@ def render_pdfs(htmls: list[str], *, timeout_seconds: float = 30.0,
                 results.append(payload)
             else:
                 results.append(PdfError(f"La génération du PDF a échoué : {payload}"))
+            if progress is not None:
+                progress(len(results))
         return results
     finally:
         writer.close()

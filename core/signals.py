@@ -55,11 +55,18 @@ _INSERT = insert(table(WorkflowSignal))
 
 
 def queue_signal(session: Session, *, organisation_id: int, workflow_id: str, signal: str, payload: object,
-                 task_queue: str, start: StartSpec | None = None) -> None:
+                 task_queue: str, start: StartSpec | None = None, coalesce: bool = False) -> None:
     """Add the signal to the caller's transaction: it exists (and is delivered) if and only if that commits.
-    With `start`, the workflow is started first if it does not exist (signal-with-start)."""
+    With `start`, the workflow is started first if it does not exist (signal-with-start). With `coalesce` (a
+    wake-up, where one is as good as many), nothing is added while the same signal with the same payload still
+    waits for delivery to that workflow."""
     if start is not None:
         assert start.workflow_id == workflow_id and start.task_queue == task_queue
+    if coalesce and session.scalar(
+            select(WorkflowSignal.id).where(WorkflowSignal.workflow_id == workflow_id, WorkflowSignal.signal == signal,
+                                            WorkflowSignal.payload == to_jsonable_python(payload),
+                                            WorkflowSignal.delivered_at.is_(None)).limit(1)) is not None:
+        return
     # A statement trigger (migration 5c1d0e7a9b42) sends NOTIFY relais_signals: delivered at commit, folded with
     # the transaction's others, and without a round trip of its own.
     session.execute(_INSERT, {"organisation_id": organisation_id, "workflow_id": workflow_id, "signal": signal,

@@ -5,6 +5,8 @@ ahead, and the next round tries the interrupted send again first, each notice st
 
 from datetime import date, timedelta
 
+import httpx
+import pytest
 from sqlalchemy import func, select, text, update
 from temporalio.testing import ActivityEnvironment
 
@@ -13,10 +15,21 @@ from core.db import session_scope, utcnow
 from core.models import OutboxMessage, WorkflowSignal
 from core.settings import get_settings
 from services.notices.models import Client, Contract, Notice, NoticeDocument, NoticeSend, Receipt, RobotSettings
-from services.notices.service import records, robot
+from services.notices.service import queue, records, robot
 from services.notices.service.documents import store_notice_pdf
-from tests.support.notices import Broker, client_item, contract_item, make_broker, receipt_item, save
+from tests.support.notices import (  # noqa: F401 (fixtures)
+    Broker,
+    client_item,
+    contract_item,
+    make_broker,
+    notices_http,
+    notices_server,
+    receipt_item,
+    save,
+)
 from tests.support.smtp import SmtpSink
+from tests.support.web import login
+from tests.support.web import text as page_text
 from workflows.data.notices import SEND_OUTCOME, RobotRun
 
 COUNT = CLAIM_AHEAD + 8  # more than one claim
@@ -147,3 +160,16 @@ async def test_a_pdf_changed_since_its_edition_is_never_sent_and_the_others_go(s
     refused = next(s for s in _sends(broker) if s.email == order[1])
     assert refused.status == "KO" and refused.reply == robot.CORRUPTED and refused.outbox_id is None
     assert _outcome_signals(broker) == 4  # its workflow makes it KO with the reason in «Observations»
+
+
+async def test_the_queue_says_when_it_shows_only_the_first_notices(notices_http: httpx.AsyncClient,  # noqa: F811
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    broker, _order = _validated_notices(4)
+    monkeypatch.setattr(queue, "LIST_LIMIT", 3)
+    await login(notices_http, broker.manager)
+    page = page_text(await notices_http.get("/avis"))
+    assert "Liste des documents (3)" in page
+    assert "Les 3 premiers avis sont affichés sur 4 trouvés : précisez les critères de recherche" in page
+    monkeypatch.setattr(queue, "LIST_LIMIT", 4)
+    page = page_text(await notices_http.get("/avis"))
+    assert "Liste des documents (4)" in page and "premiers avis sont affichés" not in page

@@ -230,8 +230,10 @@ def test_render_pdfs_batch_in_one_child_keeps_order_and_isolates_a_slow_document
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     small = ['<link rel="stylesheet" href="relais-asset:/base.css"><h1>Avis n°1</h1>',
              f'<h1>Avis n°2</h1><img src="{SECRET_FILE}">']  # a refused resource does not fail the document
-    results = render_pdfs(small, timeout_seconds=20)
+    beats: list[int] = []
+    results = render_pdfs(small, timeout_seconds=20, progress=beats.append)  # an activity's heartbeat
     assert [isinstance(r, bytes) and r.startswith(b"%PDF") for r in results] == [True, True]
+    assert beats == [1, 2]
     assert results[0] != results[1]
     huge = "<table>" + "<tr><td>ligne</td><td>ligne</td></tr>" * 40_000 + "</table>"
     results = render_pdfs([small[0], huge, small[0]], timeout_seconds=1.5)

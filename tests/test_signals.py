@@ -130,3 +130,29 @@ async def test_starts_and_signals_wait_for_temporal_then_arrive_once_and_in_orde
         assert await relay.deliver_pending() == 2
     described = await handle.describe()  # the latest run: still the first one, completed (a new one would wait)
     assert described.run_id == first_run and described.status == WorkflowExecutionStatus.COMPLETED
+
+
+def test_a_coalesced_wake_is_added_once_while_one_waits_and_again_once_it_is_delivered() -> None:
+    queue, org, workflow_id = f"tq-{uuid4().hex[:8]}", make_org(), f"robot-{uuid4().hex[:8]}"
+
+    def wake(command: str = "wake") -> None:
+        with session_scope() as session:
+            queue_signal(session, organisation_id=org.id, workflow_id=workflow_id, signal="control",
+                         payload={"command": command}, task_queue=queue, coalesce=True)
+
+    def pending() -> list[str]:
+        with session_scope() as session:
+            return [p["command"] for p in session.scalars(
+                select(WorkflowSignal.payload).where(WorkflowSignal.workflow_id == workflow_id,
+                                                     WorkflowSignal.delivered_at.is_(None))
+                .order_by(WorkflowSignal.id))]
+
+    for _ in range(3):
+        wake()
+    wake("pause")  # another payload is another signal
+    assert pending() == ["wake", "pause"]
+    with session_scope() as session:
+        session.execute(update(WorkflowSignal).where(WorkflowSignal.workflow_id == workflow_id)
+                        .values(delivered_at=utcnow()))
+    wake()
+    assert pending() == ["wake"]

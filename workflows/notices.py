@@ -13,8 +13,9 @@ import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 
-from workflows.common import DB_RETRY, DB_TIMEOUT, MAIL_RETRY, send_mail
+from workflows.common import BATCH_HEARTBEAT, DB_RETRY, DB_TIMEOUT, send_mail
 from workflows.data.notices import (
     ACTION,
     MAIL_ROBOT,
@@ -44,7 +45,12 @@ with workflow.unsafe.imports_passed_through():
 
 RENDER_TIMEOUT = timedelta(minutes=10)
 SEND_TIMEOUT = timedelta(minutes=30)
-ROBOT_HEARTBEAT = timedelta(seconds=30)
+# A notice renders in well under a second and the robot's writer beats every 5 s: a killed worker's page or
+# round is retried elsewhere within about half a minute.
+RENDER_HEARTBEAT = timedelta(seconds=40)
+ROBOT_HEARTBEAT = BATCH_HEARTBEAT
+ROBOT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
+                          maximum_interval=timedelta(minutes=5))
 MAX_PAGE_SIZE = 200  # notices rendered by one activity at most (a page that fails is retried whole)
 BATCHES_BEFORE_NEW_RUN = 200  # then continue-as-new: the history stays short however long the robot runs
 
@@ -68,7 +74,7 @@ class NoticeRunWorkflow:
         for first in range(0, len(pages), inp.parallel_pages):
             done = await asyncio.gather(*(workflow.execute_activity_method(
                 NoticeActivities.render_notice_page, RunPage(inp.run_id, page, size),
-                start_to_close_timeout=RENDER_TIMEOUT, retry_policy=DB_RETRY)
+                start_to_close_timeout=RENDER_TIMEOUT, heartbeat_timeout=RENDER_HEARTBEAT, retry_policy=DB_RETRY)
                 for page in pages[first:first + inp.parallel_pages]))
             failed += [why for page in done for why in page.failed]
         if failed:
@@ -177,7 +183,7 @@ class NoticeMailRobotWorkflow:
                 NoticeMailActivities.send_validated_notices,
                 RobotRun(inp.organisation_id, inp.batch_limit, inp.task_queue),
                 task_queue=inp.mail_task_queue, start_to_close_timeout=SEND_TIMEOUT,
-                heartbeat_timeout=ROBOT_HEARTBEAT, retry_policy=MAIL_RETRY)
+                heartbeat_timeout=ROBOT_HEARTBEAT, retry_policy=ROBOT_RETRY)
             if batch.stopped == "error_wait":
                 # The seed's AE_WAIT_IF_ERROR: a plain timer (a wake does not cut it short: the server needs time)
                 await workflow.sleep(timedelta(milliseconds=config.error_wait_ms))

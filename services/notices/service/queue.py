@@ -12,7 +12,7 @@ blocked before it is claimed is never sent.
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from core.db import scoped, utcnow
@@ -219,9 +219,17 @@ def search_stmt(organisation_id: int, search: Search) -> Select[Notice, Client]:
     return stmt
 
 
-def find_notices(session: Session, organisation_id: int, search: Search, limit: int = 500) -> list[tuple[Notice,
-                                                                                                         Client]]:
+LIST_LIMIT = 500  # rows the list shows at most (the page says how many more the search found)
+
+
+def find_notices(session: Session, organisation_id: int, search: Search,
+                 limit: int = LIST_LIMIT) -> list[tuple[Notice, Client]]:
     return [(row[0], row[1]) for row in session.execute(search_stmt(organisation_id, search).limit(limit))]
+
+
+def count_notices(session: Session, organisation_id: int, search: Search) -> int:
+    return session.scalar(select(func.count()).select_from(search_stmt(organisation_id, search)
+                                                           .order_by(None).subquery())) or 0
 
 
 def history(session: Session, notice: Notice) -> tuple[list[NoticeEvent], list[NoticeSend]]:

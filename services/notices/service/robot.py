@@ -73,10 +73,12 @@ def set_state(session: Session, organisation_id: int, state: str, error: str | N
 
 
 def wake_robot(session: Session, settings: Settings, organisation: Organisation, command: str = "wake") -> None:
-    """Tell the organisation's robot (starting it if it does not run yet): there is work, or pause / resume."""
+    """Tell the organisation's robot (starting it if it does not run yet): there is work, or pause / resume. A wake
+    already waiting for delivery is enough (a «Valider» of 500 notices makes one, not 500): the robot reads its
+    settings and the queue when woken, whatever woke it."""
     queue_signal(session, organisation_id=organisation.id, workflow_id=robot_workflow_id(organisation),
                  signal=ROBOT_CONTROL, payload=RobotControl(command), task_queue=settings.task_queue,
-                 start=robot_start(organisation, settings=settings))
+                 start=robot_start(organisation, settings=settings), coalesce=command == "wake")
 
 
 def organisation_of(session: Session, organisation_id: int) -> Organisation:

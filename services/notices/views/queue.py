@@ -37,12 +37,13 @@ def _search(request: Request) -> tuple[queue.Search, dict[str, object]]:
 @router.get("/avis", response_class=HTMLResponse)
 def queue_page(request: Request, user: Broker, session: DbSession) -> HTMLResponse:
     search, values = _search(request)
-    rows = queue.find_notices(session, user.organisation_id, search)
+    rows = queue.find_notices(session, user.organisation_id, search, limit=queue.LIST_LIMIT)
+    total = len(rows) if len(rows) < queue.LIST_LIMIT else queue.count_notices(session, user.organisation_id, search)
     selected_id = int_or_none(request.query_params.get("avis", ""))
     selected = next(((n, c) for n, c in rows if n.id == selected_id), None)
     query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "avis"])
     return render_page(request, "queue.html", user=user, rows=rows, values=values, selected=selected,
-                       labels=LABELS, colours=COLOURS, query=query,
+                       labels=LABELS, colours=COLOURS, query=query, total=total,
                        searched="rechercher" in request.query_params or bool(request.query_params))
 
 
