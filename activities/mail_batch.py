@@ -24,6 +24,7 @@ from datetime import datetime
 
 import aiosmtplib
 from sqlalchemy import select, text
+from sqlalchemy.orm import undefer
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -31,7 +32,7 @@ from activities.mail import smtp_code
 from activities.recorder import GROUP_LIMIT, Recorder
 from core.db import get_engine, session_scope, utcnow
 from core.models import OutboxMessage
-from core.outbox import HeaderInjection, build_email, envelope, smtp_client, smtp_quit
+from core.outbox import HeaderInjection, envelope, message_bytes, smtp_client, smtp_quit
 from core.settings import Settings
 from workflows.data.mail import BatchSendResult
 
@@ -148,7 +149,7 @@ class MailBatchActivities:
         """The row's outcome, and whether the connection can send the next one."""
         try:
             sender, recipients = envelope(row)
-            _errors, reply = await client.sendmail(sender, recipients, build_email(row).as_bytes())
+            _errors, reply = await client.sendmail(sender, recipients, message_bytes(row))
             return _Outcome(row, "sent", reply), True
         except HeaderInjection as exc:
             return _Outcome(row, "ko", str(exc)), True
@@ -164,7 +165,8 @@ class MailBatchActivities:
 
     def _pending_rows(self, outbox_ids: list[int]) -> list[OutboxMessage]:
         with session_scope() as session:
-            stmt = select(OutboxMessage).where(OutboxMessage.id.in_(outbox_ids), OutboxMessage.status == "pending")
+            stmt = select(OutboxMessage).options(undefer(OutboxMessage.mime)) \
+                .where(OutboxMessage.id.in_(outbox_ids), OutboxMessage.status == "pending")
             rows = list(session.scalars(stmt.order_by(OutboxMessage.id)))
             session.expunge_all()
             return rows
