@@ -70,12 +70,15 @@ class Pace:
 
 
 # One statement for the whole group (half the cost of an executemany of the same rows). Only a pending row changes:
-# a row another attempt already recorded as sent or KO keeps its outcome.
+# a row another attempt already recorded as sent or KO keeps its outcome. The status test is written so that it
+# filters the rows found by id and is never an index condition: a campaign has just written thousands of pending
+# rows, the table's statistics do not know them yet, and the planner would otherwise read every pending row of the
+# outbox through the status index for each group of 16 (3 ms per 5,000 pending rows, under every group).
 _RECORD = text("""
     UPDATE core.outbox o
        SET status = g.status, attempts = o.attempts + 1, last_reply = g.reply, sent_at = g.sent_at
       FROM jsonb_to_recordset(CAST(:group AS jsonb)) AS g(id bigint, status text, reply text, sent_at timestamptz)
-     WHERE o.id = g.id AND o.status = 'pending'
+     WHERE o.id = g.id AND (o.status = 'pending') IS TRUE
 """)
 
 
@@ -165,9 +168,9 @@ class MailBatchActivities:
 
     def _pending_rows(self, outbox_ids: list[int]) -> list[OutboxMessage]:
         with session_scope() as session:
-            stmt = select(OutboxMessage).options(undefer(OutboxMessage.mime)) \
-                .where(OutboxMessage.id.in_(outbox_ids), OutboxMessage.status == "pending")
-            rows = list(session.scalars(stmt.order_by(OutboxMessage.id)))
+            # By id only, the status tested here: through the status index (see _RECORD) this read every pending row.
+            stmt = select(OutboxMessage).options(undefer(OutboxMessage.mime)).where(OutboxMessage.id.in_(outbox_ids))
+            rows = [r for r in session.scalars(stmt.order_by(OutboxMessage.id)) if r.status == "pending"]
             session.expunge_all()
             return rows
 
