@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+import json
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,12 +16,11 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 import aiosmtplib
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from core import mime
-from core.db import table, utcnow
+from core.db import utcnow
 from core.models import OutboxMessage
 from core.settings import Settings
 
@@ -70,8 +70,26 @@ def enqueue(session: Session, *, settings: Settings, organisation_id: int, key: 
     return enqueue_many(session, settings=settings, organisation_id=organisation_id, messages=[message])[key]
 
 
-_TABLE = table(OutboxMessage)
-_INSERT = insert(_TABLE).on_conflict_do_nothing(index_elements=["key"]).returning(_TABLE.c.key, _TABLE.c.id)
+# One statement per call whatever the number of messages: a column per array parameter. Short and with few
+# parameters, psycopg parses it once (the multi-row VALUES of an executemany is parsed again for every batch: 40 ms
+# per 500 rows, a quarter of a campaign batch's rendering).
+_INSERT = text("""
+    INSERT INTO core.outbox (organisation_id, key, message_id, sender, recipients, cc, bcc, reply_to, subject,
+                             text_body, html_body, attachments, mime, status, attempts, created_at)
+    SELECT :organisation_id, m.key, m.message_id, m.sender, CAST(m.recipients AS jsonb), CAST(m.cc AS jsonb),
+           CAST(m.bcc AS jsonb), m.reply_to, m.subject, m.text_body, m.html_body, CAST(m.attachments AS jsonb), m.mime,
+           'pending', 0, :created_at
+      FROM unnest(CAST(:key AS text[]), CAST(:message_id AS text[]), CAST(:sender AS text[]),
+                  CAST(:recipients AS text[]), CAST(:cc AS text[]), CAST(:bcc AS text[]), CAST(:reply_to AS text[]),
+                  CAST(:subject AS text[]), CAST(:text_body AS text[]), CAST(:html_body AS text[]),
+                  CAST(:attachments AS text[]), CAST(:mime AS bytea[]))
+           WITH ORDINALITY AS m(key, message_id, sender, recipients, cc, bcc, reply_to, subject, text_body, html_body,
+                                attachments, mime, n)
+     ORDER BY m.n
+        ON CONFLICT (key) DO NOTHING
+    RETURNING key, id
+""")
+_JSON_COLUMNS = ("recipients", "cc", "bcc", "attachments")
 
 
 def enqueue_many(session: Session, *, settings: Settings, organisation_id: int,
@@ -83,17 +101,18 @@ def enqueue_many(session: Session, *, settings: Settings, organisation_id: int,
         for address in [*m.to, *m.cc, *m.bcc, *(a for a in (m.sender, m.reply_to) if a)]:
             _check_header("To/Cc", address)
         _check_header("Subject", m.subject)
-    now = utcnow()
-    rows: list[dict[str, Any]] = []
+    columns: dict[str, list[Any]] = {name: [] for name in (
+        "key", "message_id", "sender", "recipients", "cc", "bcc", "reply_to", "subject", "text_body", "html_body",
+        "attachments", "mime")}
     for m in messages:
-        row = dict(organisation_id=organisation_id, key=m.key, message_id=message_id_for(m.key, settings),
-                   sender=m.sender or settings.mail_from, recipients=m.to, cc=m.cc, bcc=m.bcc, reply_to=m.reply_to,
-                   subject=m.subject, text_body=m.text, html_body=m.html, attachments=m.attachments, status="pending",
-                   attempts=0, created_at=now)
-        rows.append({**row, "mime": _prebuilt(row)})  # built here, by the producer, not while sending
-    # executemany form: one cached statement, batched by SQLAlchemy's "insertmanyvalues"; the table, not the ORM
-    # class, so that it stays a plain INSERT (the ORM's bulk path costs more than the statement).
-    inserted = session.execute(_INSERT, rows)
+        row: dict[str, Any] = dict(
+            key=m.key, message_id=message_id_for(m.key, settings), sender=m.sender or settings.mail_from,
+            recipients=m.to, cc=m.cc, bcc=m.bcc, reply_to=m.reply_to, subject=m.subject, text_body=m.text,
+            html_body=m.html, attachments=m.attachments)
+        row["mime"] = _prebuilt(row)  # built here, by the producer, not while sending
+        for name, values in columns.items():
+            values.append(json.dumps(row[name]) if name in _JSON_COLUMNS else row[name])
+    inserted = session.execute(_INSERT, {"organisation_id": organisation_id, "created_at": utcnow(), **columns})
     ids = {key: int(outbox_id) for key, outbox_id in inserted}
     if missing := [m.key for m in messages if m.key not in ids]:  # written before: a retried producer
         found = session.execute(select(OutboxMessage.key, OutboxMessage.id).where(OutboxMessage.key.in_(missing)))
