@@ -17,13 +17,14 @@ heartbeat timeout of 20 s retries a crashed worker's batch within about 30 s.
 """
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import aiosmtplib
-from sqlalchemy import select, text
+from sqlalchemy import Connection, select, text
 from sqlalchemy.orm import undefer
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -99,7 +100,8 @@ class MailBatchActivities:
         rows = await asyncio.to_thread(self._pending_rows, outbox_ids)
         if not rows:
             return BatchSendResult(0, 0, 0)
-        recorder = Recorder[_Outcome](self._record)
+        store = _Store()
+        recorder = Recorder[_Outcome](store.record)
         writer = asyncio.create_task(recorder.run())
         todo = iter(rows)  # shared by the connections: taking a row cannot race
         errors: list[str] = []  # why connections stopped
@@ -113,7 +115,10 @@ class MailBatchActivities:
             raise failed.exceptions[0] from None  # a bug or the database: not a message's fault
         finally:
             recorder.close()
-            await asyncio.shield(writer)  # what was sent gets recorded, whatever stopped us
+            try:
+                await asyncio.shield(writer)  # what was sent gets recorded, whatever stopped us
+            finally:
+                await asyncio.to_thread(store.close)
         counts = recorder.counts
         if counts.pending:
             raise ApplicationError(f"{counts.pending} message(s) en attente : SMTP temporairement indisponible "
@@ -174,9 +179,31 @@ class MailBatchActivities:
             session.expunge_all()
             return rows
 
-    def _record(self, outcomes: list[_Outcome]) -> None:
+
+
+class _Store:
+    """Records a batch's groups over one database connection, kept for the batch (the recorder commits one group
+    at a time): no pool check-out and ping before each group, whose commit latency holds the connections up. A
+    connection that failed is dropped; the recorder's retry opens another."""
+
+    def __init__(self) -> None:
+        self.connection: Connection | None = None
+
+    def record(self, outcomes: list[_Outcome]) -> None:
         """One UPDATE and one commit for the whole group."""
         group = json.dumps([{"id": o.row.id, "status": o.status, "reply": o.reply[:2000],
                              "sent_at": o.at.isoformat() if o.status == "sent" else None} for o in outcomes])
-        with get_engine().begin() as connection:
-            connection.execute(_RECORD, {"group": group})
+        if self.connection is None:
+            self.connection = get_engine().connect()
+        try:
+            self.connection.execute(_RECORD, {"group": group})
+            self.connection.commit()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.connection is not None:
+            connection, self.connection = self.connection, None
+            with contextlib.suppress(Exception):  # a dead connection: nothing to give back
+                connection.close()
