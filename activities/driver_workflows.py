@@ -29,7 +29,7 @@ class DriverWorkflowActivities:
         """Start the driver workflows of one page of recipients (ids are deterministic: a retry is harmless).
 
         The page is prepared (read model, first mails, starts) `CHUNK` recipients at a time, in a thread, each chunk
-        committed before its workflows start: chunk k+1 is prepared while chunk k's start, so that the database work
+        committed before its workflows start: chunk k+1 is prepared while chunk k's workflows start, so that the DB work
         no longer holds the starts up (it took 0.5-0.7 s per page of 500, before the first start). A retry prepares
         the page again from its start: each chunk is idempotent, as the whole page was."""
         gate = asyncio.Semaphore(STARTS_IN_FLIGHT)
