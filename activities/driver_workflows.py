@@ -3,6 +3,7 @@
 
 import asyncio
 import contextlib
+from dataclasses import replace
 
 from temporalio import activity
 from temporalio.client import Client
@@ -16,6 +17,7 @@ from workflows.data.campaigns import LaunchedPage, LaunchPage, RecordBatch
 from workflows.data.drivers import DriverMail, Ended, Ending, StepChange
 
 STARTS_IN_FLIGHT = 50
+CHUNK = 100  # recipients prepared at a time, while the previous ones' workflows start
 
 
 class DriverWorkflowActivities:
@@ -24,12 +26,14 @@ class DriverWorkflowActivities:
 
     @activity.defn(name="launch_driver_workflows")
     async def launch_driver_workflows(self, inp: LaunchPage) -> LaunchedPage:
-        """Start the driver workflows of one page of recipients (ids are deterministic: a retry is harmless)."""
-        page = await asyncio.to_thread(self._prepare_page, inp)
-        if page is None:
-            return LaunchedPage()
-        activity.heartbeat(0)
+        """Start the driver workflows of one page of recipients (ids are deterministic: a retry is harmless).
+
+        The page is prepared (read model, first mails, starts) `CHUNK` recipients at a time, in a thread, each chunk
+        committed before its workflows start: chunk k+1 is prepared while chunk k's workflows start, so that the DB work
+        no longer holds the starts up (it took 0.5-0.7 s per page of 500, before the first start). A retry prepares
+        the page again from its start: each chunk is idempotent, as the whole page was."""
         gate = asyncio.Semaphore(STARTS_IN_FLIGHT)
+        chunks: list[driverlaunch.Page] = []
         done = 0
 
         async def start(spec: StartSpec) -> None:
@@ -41,8 +45,27 @@ class DriverWorkflowActivities:
                 if done % 50 == 0:
                     activity.heartbeat(done)
 
-        await asyncio.gather(*(start(s) for s in page.starts))
-        return LaunchedPage(page.first_id, page.last_id, page.count, len(page.starts), page.outbox_ids)
+        try:
+            async with asyncio.TaskGroup() as starting:
+                after, left = inp.after_id, inp.limit
+                while left > 0:
+                    size = min(CHUNK, left)
+                    chunk = await asyncio.to_thread(self._prepare_page, replace(inp, after_id=after, limit=size))
+                    if chunk is None:
+                        break
+                    chunks.append(chunk)
+                    activity.heartbeat(done)
+                    for spec in chunk.starts:
+                        starting.create_task(start(spec))
+                    if chunk.count < size:
+                        break
+                    after, left = chunk.last_id, left - chunk.count
+        except ExceptionGroup as failed:
+            raise failed.exceptions[0] from None  # what gather raised: Temporal retries the page
+        if not chunks:
+            return LaunchedPage()
+        return LaunchedPage(chunks[0].first_id, chunks[-1].last_id, sum(c.count for c in chunks),
+                            sum(len(c.starts) for c in chunks), [i for c in chunks for i in c.outbox_ids])
 
     def _prepare_page(self, inp: LaunchPage) -> driverlaunch.Page | None:
         with session_scope() as session:

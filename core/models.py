@@ -10,13 +10,14 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, deferred, mapped_column
 
 from core.db import Base, OrgScoped, Timestamped, utcnow
 
@@ -133,6 +134,10 @@ class OutboxMessage(OrgScoped, Base):
     html_body: Mapped[str | None] = mapped_column(Text)
     # [{"filename", "content_type", "storage_key"}]: files stay out of workflow payloads.
     attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    # The MIME message as `build_email` makes it, without its Date (added when it is sent), built when the row is
+    # written so that bulk senders only send bytes; NULL: the sender builds it (attachments, or a row it refuses).
+    # Deferred: only the senders load it.
+    mime: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_reply: Mapped[str | None] = mapped_column(Text)

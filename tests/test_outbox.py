@@ -1,9 +1,14 @@
 """Outbox and send activity against the real SMTP sink and PostgreSQL; retries on the time-skipping server."""
 
-from datetime import timedelta
+import random
+import re
+from datetime import UTC, timedelta
+from email import message_from_bytes
+from email.utils import parsedate_to_datetime
 from uuid import uuid4
 
 import pytest
+from sqlalchemy.orm import undefer
 from temporalio import workflow
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
@@ -11,7 +16,7 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.mail import MailActivities
 from core import outbox
-from core.db import session_scope
+from core.db import session_scope, utcnow
 from core.models import Organisation, OutboxMessage
 from core.settings import get_settings
 from tests.support.smtp import SmtpSink, body_text
@@ -138,3 +143,105 @@ async def test_batch_sends_each_row_once_keeps_refusals_and_retries_outages(sink
     assert len(sink.messages) == 11 and len({m["To"] for m in sink.messages}) == 11
     again = await ActivityEnvironment().run(activities.send_mail_batch, ids)
     assert (again.sent, again.ko, again.pending) == (0, 0, 0) and len(sink.messages) == 11
+
+
+def _normalised(data: bytes) -> bytes:
+    """A message's bytes with its random MIME boundary and its Date taken out (they differ between two builds)."""
+    data = re.sub(rb"={15}\d+==", b"BOUNDARY", data)
+    return re.sub(rb"\nDate: [^\n]+\n", b"\nDate: DATE\n", data)
+
+
+@pytest.mark.parametrize(("subject", "html", "sender", "cc", "reply_to"), [
+    ("Relevé kilométrique", "<p>Bonjour Camille</p>", None, [], None),
+    ("Plain ASCII subject", None, "Relais <no-reply@relais.local>", ["chef@garonne.example"], "parc@garonne.example"),
+    ("Relevé kilométrique de Jean-Sébastien Dupont-Lefèvre, Peugeot 308 immatriculée AB-123-CD, échéance proche",
+     "<p>é" + "x" * 3000 + "</p>", "Gestionnaire de flotte Garonne <flotte@garonne.example>",
+     [f"copie{n}@garonne.example" for n in range(8)], "Réponses « Parc » <parc@garonne.example>"),
+])
+async def test_the_prebuilt_message_is_the_one_built_at_send_time(subject: str, html: str | None, sender: str | None,
+                                                                  cc: list[str], reply_to: str | None) -> None:
+    """Written with its MIME bytes; the bulk sender sends them dated at send time, byte for byte what `build_email`
+    would build then (same headers in the same order, same bodies), Message-ID of the row."""
+    key = f"t-{uuid4().hex}"
+    message = outbox.NewMessage(key, ["camille@garonne.example"], subject, "Bonjour Camille,\n\nà bientôt", html,
+                                cc, sender=sender, reply_to=reply_to)
+    with session_scope() as session:
+        org_id = session.query(Organisation.id).filter_by(slug="garonne").scalar()
+        outbox_id = outbox.enqueue_many(session, settings=get_settings(), organisation_id=org_id,
+                                        messages=[message])[key]
+    with session_scope() as session:
+        row = session.query(OutboxMessage).options(undefer(OutboxMessage.mime)).filter_by(id=outbox_id).one()
+        session.expunge(row)
+    assert row.mime is not None and b"\nDate:" not in row.mime
+    sent = outbox.message_bytes(row)
+    assert _normalised(sent) == _normalised(outbox.build_email(row).as_bytes())
+    parsed = message_from_bytes(sent)
+    assert parsed["Message-ID"] == row.message_id
+    dated = parsedate_to_datetime(parsed["Date"]).replace(tzinfo=UTC)  # "-0000": UTC
+    assert abs((dated - utcnow()).total_seconds()) < 5, "dated when sent"
+
+
+async def test_a_row_without_prebuilt_bytes_is_built_when_sent() -> None:
+    """Rows written before the column existed (or that `build_email` refuses) are built by the sender."""
+    outbox_id = _enqueue()
+    row = _row(outbox_id)
+    row.mime = None
+    assert _normalised(outbox.message_bytes(row)) == _normalised(outbox.build_email(row).as_bytes())
+
+
+_PIECES = ["Relevé", "kilométrique", "de", "Prénom", "Élodie", "N°", "AB-123-CD", "x" * 30, "€", "🚗", "; ", ", ",
+           "  ", "=?utf-8?q?x?=", "ÿ", "中文", "a=b", "_", "?", '"', "Ω", "\u00a0", "'", "é" * 20]
+_ODD = ["\t", "\x0c", "\u2028"]  # what the folding treats as white space or line breaks: left to the email package
+
+
+def _random_row(rnd: random.Random, n: int) -> outbox._Values:
+    pieces = _PIECES + _ODD if rnd.random() < 0.3 else _PIECES
+
+    def text() -> str:
+        return "".join(rnd.choice(pieces) + rnd.choice([" ", "", "-"]) for _ in range(rnd.randint(0, 25)))
+
+    def body() -> str:
+        return "".join(rnd.choice(["Bonjour", "\n", "\r\n", "--==", "From x", ".", "é", "x" * 200, "<p>", "🚗", " "])
+                       for _ in range(rnd.randint(0, 60)))
+
+    def address() -> str:
+        bare = f"{rnd.choice(['c', 'camille.dupont', 'x' * 40])}{rnd.randint(0, 99999)}@garonne.example"
+        return bare if rnd.random() < 0.8 else f"{text()[:rnd.randint(0, 40)].strip() or 'Nom'} <{bare}>"
+
+    return outbox._Values(sender=address(), recipients=[address() for _ in range(rnd.choice([1, 1, 1, 2, 5]))],
+                          cc=[address() for _ in range(rnd.choice([0, 0, 0, 1, 3]))],
+                          reply_to=rnd.choice([None, None, address()]), subject=text(), text_body=body(),
+                          html_body=rnd.choice([None, "", body()]), message_id=f"<{n:032x}@relais.local>",
+                          attachments=[])
+
+
+def test_the_fast_builder_writes_what_the_email_package_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`core.mime` against `build_email` on thousands of messages: accented and long subjects (split into RFC 2047
+    words), named and bare addresses, Cc, Reply-To, text only or with HTML, bodies with CRLF, "From " and "--"
+    lines; identical bytes (but the random boundary), or the same refusal."""
+    from core import mime
+
+    fast = mime.message_bytes
+    taken: list[bytes | None] = []
+
+    def counted(**values: str | None) -> bytes | None:
+        taken.append(fast(**values))  # type: ignore[arg-type]
+        return taken[-1]
+
+    monkeypatch.setattr(mime, "message_bytes", counted)
+    rnd = random.Random(9)
+    for n in range(3000):
+        row = _random_row(rnd, n)
+        try:
+            expected: bytes | type = outbox.build_email(row).as_bytes()
+        except Exception as exc:  # noqa: BLE001 - the same failure is expected from both
+            expected = type(exc)
+        try:
+            got: bytes | type = outbox.email_bytes(row)
+        except Exception as exc:  # noqa: BLE001
+            got = type(exc)
+        if isinstance(expected, bytes) and isinstance(got, bytes):
+            assert _normalised(got) == _normalised(expected), row
+        else:
+            assert got == expected, row
+    assert sum(r is not None for r in taken) > 400, "the fast path was exercised"
