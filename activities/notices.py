@@ -19,7 +19,7 @@ from activities.recorder import Recorder
 from core.db import session_scope, utcnow
 from core.logging import log
 from core.models import OutboxMessage
-from core.outbox import Attachment, HeaderInjection, build_email, envelope, smtp_client, smtp_quit
+from core.outbox import Attachment, HeaderInjection, email_bytes, envelope, smtp_client, smtp_quit
 from core.pdf import PdfError, render_pdfs
 from core.settings import Settings
 from services.notices.models import NoticeRun, RunItem
@@ -275,7 +275,7 @@ class NoticeMailActivities:
                 out.append(_Ready(p.send_id, sender, recipients, b"", robot.CORRUPTED))
                 continue
             try:
-                out.append(_Ready(p.send_id, sender, recipients, build_email(row, attachments).as_bytes()))
+                out.append(_Ready(p.send_id, sender, recipients, email_bytes(row, attachments)))
             except HeaderInjection as exc:
                 out.append(_Ready(p.send_id, sender, recipients, b"", str(exc)))
         return out

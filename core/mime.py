@@ -16,8 +16,10 @@ Anything else (attachments, a header that needs folding, control characters, emp
 caller builds the message with the `email` package. `tests/test_outbox.py` compares both on many messages.
 """
 
+import base64
 import random
 import sys
+from collections.abc import Sequence
 from email import base64mime, quoprimime
 
 _MAX_LINE = 78  # compat32's max_line_length
@@ -81,10 +83,28 @@ def _part(subtype: str, body: str) -> str:
     return _PART_HEADERS % subtype + base64mime.body_encode(body.encode())
 
 
+def _boundary() -> str:
+    return f"{'=' * 15}{random.randrange(sys.maxsize):0{_BOUNDARY_DIGITS}d}=="
+
+
+def _attachment(content_type: str, filename: str, content: bytes) -> str | None:
+    """An `application/*` part as `MIMEApplication` + Content-Disposition write it, or None (another shape)."""
+    maintype, _, subtype = content_type.partition("/")
+    disposition = f'Content-Disposition: attachment; filename="{filename}"'
+    if maintype != "application" or not subtype or not _plain(filename) or '"' in filename or "\\" in filename \
+            or len(disposition) > _MAX_LINE or not _plain(subtype):
+        return None
+    data = base64.encodebytes(content).decode()  # lines of 76, each ended, as the generator writes them
+    return (f"Content-Type: {content_type}\nMIME-Version: 1.0\nContent-Transfer-Encoding: base64\n{disposition}\n\n"
+            f"{data}")
+
+
 def message_bytes(*, sender: str, to: str, cc: str | None, reply_to: str | None, subject: str, message_id: str,
-                  date: str | None, text: str, html: str | None) -> bytes | None:
+                  date: str | None, text: str, html: str | None,
+                  attachments: Sequence[tuple[str, str, bytes]] = ()) -> bytes | None:
     """The message (header values as `build_email` sets them: addresses already formatted, the subject as given),
-    or None when it is not of the common shape. `date` None: no Date header."""
+    with `attachments` (content type, file name, bytes), or None when it is not of the common shape. `date` None:
+    no Date header."""
     if not text or (html is not None and not html):
         return None
     try:
@@ -95,12 +115,23 @@ def message_bytes(*, sender: str, to: str, cc: str | None, reply_to: str | None,
             return None
         headers = "".join(line for line in lines if line)
         if html is None:
-            return (_part("plain", text).replace("\n\n", "\n" + headers + "\n", 1)).encode()
-        parts = [_part("plain", text), _part("html", html)]
-        boundary = f"{'=' * 15}{random.randrange(sys.maxsize):0{_BOUNDARY_DIGITS}d}=="
-        if "--" + boundary in parts[0] or "--" + boundary in parts[1]:
-            return None  # never in base64 text; the `email` package would draw another
-        return (f'Content-Type: multipart/alternative;\n boundary="{boundary}"\nMIME-Version: 1.0\n{headers}\n'
-                f"--{boundary}\n{parts[0]}\n--{boundary}\n{parts[1]}\n--{boundary}--\n").encode()
+            body = _part("plain", text)
+        else:
+            parts = [_part("plain", text), _part("html", html)]
+            boundary = _boundary()
+            if "--" + boundary in parts[0] or "--" + boundary in parts[1]:
+                return None  # never in base64 text; the `email` package would draw another
+            body = (f'Content-Type: multipart/alternative;\n boundary="{boundary}"\nMIME-Version: 1.0\n\n'
+                    f"--{boundary}\n{parts[0]}\n--{boundary}\n{parts[1]}\n--{boundary}--\n")
+        if not attachments:  # the message's headers after the body's own
+            return body.replace("\n\n", "\n" + headers + "\n", 1).encode()
+        files = [_attachment(*item) for item in attachments]
+        if any(f is None for f in files):
+            return None
+        outer = _boundary()  # drawn after the inner one, as the generator does
+        if "--" + outer in body:
+            return None
+        return (f'Content-Type: multipart/mixed; boundary="{outer}"\nMIME-Version: 1.0\n{headers}\n--{outer}\n{body}'
+                + "".join(f"\n--{outer}\n{f}" for f in files) + f"\n--{outer}--\n").encode()
     except UnicodeEncodeError:  # a lone surrogate: the `email` package decides
         return None

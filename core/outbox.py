@@ -202,18 +202,18 @@ def message_bytes(row: OutboxMessage) -> bytes:
     return b"%s\nDate: %s\n\n%s" % (headers, formatdate(localtime=False).encode(), body)
 
 
-def email_bytes(row: MailRow, *, dated: bool = True) -> bytes:
-    """`build_email(row, dated=dated).as_bytes()` for a row without attachments, written by `core.mime` when the
-    message has the common shape (the same bytes, but for the random MIME boundary), by the `email` package
-    otherwise."""
-    fast = None if row.attachments else mime.message_bytes(  # the same checks as build_email, in the same order
+def email_bytes(row: MailRow, attachments: Sequence[Attachment] = (), *, dated: bool = True) -> bytes:
+    """`build_email(row, attachments, dated=dated).as_bytes()`, written by `core.mime` when the message has the
+    common shape (the same bytes, but for the random MIME boundaries), by the `email` package otherwise."""
+    fast = None if len(attachments) != len(row.attachments or []) else mime.message_bytes(  # build_email's checks
         sender=_address(_check_header("From", row.sender)),
         to=", ".join(_address(_check_header("To", a)) for a in row.recipients),
         cc=", ".join(_address(_check_header("Cc", a)) for a in row.cc) if row.cc else None,
         reply_to=_address(_check_header("Reply-To", row.reply_to)) if row.reply_to else None,
         subject=_check_header("Subject", row.subject), message_id=row.message_id,
-        date=formatdate(localtime=False) if dated else None, text=row.text_body, html=row.html_body or None)
-    return fast if fast is not None else build_email(row, dated=dated).as_bytes()
+        date=formatdate(localtime=False) if dated else None, text=row.text_body, html=row.html_body or None,
+        attachments=[(a.content_type, _check_header("filename", a.filename), a.content) for a in attachments])
+    return fast if fast is not None else build_email(row, attachments, dated=dated).as_bytes()
 
 
 def build_email(row: MailRow, attachments: Sequence[Attachment] = (), *,

@@ -1,7 +1,7 @@
 """core: the outbox keeps each message's MIME bytes, built when the row is written (bulk senders only send them)
 
 Revision ID: 9d3e5b7a2c41
-Revises: e4a7c1d9b352
+Revises: d4bd37b4f502
 Create Date: 2026-12-04 03:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "9d3e5b7a2c41"
-down_revision: str | None = "e4a7c1d9b352"
+down_revision: str | None = "d4bd37b4f502"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
