@@ -67,8 +67,12 @@ class NoticeRunWorkflow:
         planned = await workflow.execute_activity_method(
             NoticeActivities.begin_notice_run, inp.run_id, start_to_close_timeout=DB_TIMEOUT, retry_policy=DB_RETRY)
         # As few pages as keep every rendering process busy: each starts a child that loads WeasyPrint (about a
-        # second), so pages of 25 on two cores spent a third of their time starting.
+        # second), so pages of 25 on two cores spent a third of their time starting. Their count is a multiple of
+        # the pages rendered at once, all of one size: no round where one process works and the other waits.
         size = min(MAX_PAGE_SIZE, max(inp.page_size, -(-planned // inp.parallel_pages)))
+        if workflow.patched("notices-balanced-pages") and planned > size:
+            rounds = -(-planned // (size * inp.parallel_pages))
+            size = max(inp.page_size, -(-planned // (rounds * inp.parallel_pages)))
         pages = list(range(-(-planned // size)))
         failed: list[str] = []
         for first in range(0, len(pages), inp.parallel_pages):
