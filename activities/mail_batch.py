@@ -18,13 +18,12 @@ heartbeat timeout of 20 s retries a crashed worker's batch within about 30 s.
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import aiosmtplib
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import undefer
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -33,7 +32,7 @@ from activities.mail import smtp_code
 from activities.recorder import GROUP_LIMIT, Recorder
 from core.db import get_engine, session_scope, utcnow
 from core.models import OutboxMessage
-from core.outbox import HeaderInjection, envelope, message_bytes, smtp_client, smtp_quit
+from core.outbox import HeaderInjection, envelope, message_bytes, record_outcomes, smtp_client, smtp_quit
 from core.settings import Settings
 from workflows.data.mail import BatchSendResult
 
@@ -68,19 +67,6 @@ class Pace:
         slot = max(self.next_slot, loop.time())
         self.next_slot = slot + self.interval
         await asyncio.sleep(slot - loop.time())
-
-
-# One statement for the whole group (half the cost of an executemany of the same rows). Only a pending row changes:
-# a row another attempt already recorded as sent or KO keeps its outcome. The status test is written so that it
-# filters the rows found by id and is never an index condition: a campaign has just written thousands of pending
-# rows, the table's statistics do not know them yet, and the planner would otherwise read every pending row of the
-# outbox through the status index for each group of 16 (3 ms per 5,000 pending rows, under every group).
-_RECORD = text("""
-    UPDATE core.outbox o
-       SET status = g.status, attempts = o.attempts + 1, last_reply = g.reply, sent_at = g.sent_at
-      FROM jsonb_to_recordset(CAST(:group AS jsonb)) AS g(id bigint, status text, reply text, sent_at timestamptz)
-     WHERE o.id = g.id AND (o.status = 'pending') IS TRUE
-""")
 
 
 def _describe(exc: Exception) -> tuple[int | None, str]:
@@ -173,7 +159,8 @@ class MailBatchActivities:
 
     def _pending_rows(self, outbox_ids: list[int]) -> list[OutboxMessage]:
         with session_scope() as session:
-            # By id only, the status tested here: through the status index (see _RECORD) this read every pending row.
+            # By id only, the status tested here: through the status index (see core.outbox.record_outcomes) this
+            # read every pending row.
             stmt = select(OutboxMessage).options(undefer(OutboxMessage.mime)).where(OutboxMessage.id.in_(outbox_ids))
             rows = [r for r in session.scalars(stmt.order_by(OutboxMessage.id)) if r.status == "pending"]
             session.expunge_all()
@@ -191,12 +178,12 @@ class _Store:
 
     def record(self, outcomes: list[_Outcome]) -> None:
         """One UPDATE and one commit for the whole group."""
-        group = json.dumps([{"id": o.row.id, "status": o.status, "reply": o.reply[:2000],
-                             "sent_at": o.at.isoformat() if o.status == "sent" else None} for o in outcomes])
+        group = [{"id": o.row.id, "status": o.status, "reply": o.reply[:2000],
+                  "sent_at": o.at.isoformat() if o.status == "sent" else None} for o in outcomes]
         if self.connection is None:
             self.connection = get_engine().connect()
         try:
-            self.connection.execute(_RECORD, {"group": group})
+            record_outcomes(self.connection, group)
             self.connection.commit()
         except BaseException:
             self.close()

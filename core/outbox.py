@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 import aiosmtplib
-from sqlalchemy import select, text
+from sqlalchemy import Connection, select, text
 from sqlalchemy.orm import Session
 
 from core import mime
@@ -294,3 +294,22 @@ async def smtp_quit(client: aiosmtplib.SMTP) -> None:
             await client.quit()
         except (aiosmtplib.SMTPException, OSError, TimeoutError):
             client.close()
+
+
+# One statement for the whole group (half the cost of an executemany of the same rows). Only a pending row changes:
+# a row another attempt already recorded as sent or KO keeps its outcome. The status test is written so that it
+# filters the rows found by id and is never an index condition: a campaign has just written thousands of pending
+# rows, the table's statistics do not know them yet, and the planner would otherwise read every pending row of the
+# outbox through the status index for each group of 16 (3 ms per 5,000 pending rows, under every group).
+_RECORD_OUTCOMES = text("""
+    UPDATE core.outbox o
+       SET status = g.status, attempts = o.attempts + 1, last_reply = g.reply, sent_at = g.sent_at
+      FROM jsonb_to_recordset(CAST(:group AS jsonb)) AS g(id bigint, status text, reply text, sent_at timestamptz)
+     WHERE o.id = g.id AND (o.status = 'pending') IS TRUE
+""")
+
+
+def record_outcomes(connection: Connection | Session, group: list[dict[str, Any]]) -> None:
+    """The replies of a group of sends on their outbox rows, in one statement: each item {id, status (sent, ko or
+    pending), reply, sent_at}; a row already recorded as sent or KO keeps its outcome."""
+    connection.execute(_RECORD_OUTCOMES, {"group": json.dumps(group)})

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from core.db import utcnow
 from core.maillayout import wrap_mail_html
 from core.models import Organisation, OutboxMessage, User
-from core.outbox import Attachment, NewMessage, enqueue_many
+from core.outbox import Attachment, NewMessage, enqueue_many, record_outcomes
 from core.settings import Settings
 from core.signals import queue_signal, queue_signals
 from core.ui import PARIS
@@ -291,13 +291,6 @@ _RECORD_SENDS = text("""
            notices.notices n
      WHERE s.id = g.id AND s.status = 'sending' AND n.id = s.notice_id
  RETURNING s.id, s.outbox_id, g.status, g.reply, g.at, n.workflow_id""")
-_RECORD_OUTBOX = text("""
-    UPDATE core.outbox o
-       SET status = g.status, attempts = o.attempts + 1, last_reply = g.reply, sent_at = g.sent_at
-      FROM jsonb_to_recordset(CAST(:group AS jsonb)) AS g(id bigint, status text, reply text, sent_at timestamptz)
-     WHERE o.id = g.id AND o.status = 'pending'""")
-
-
 def record_replies(session: Session, settings: Settings, organisation_id: int, replies: Sequence[SendReply]) -> None:
     """The replies of a group of tries of the organisation's sends, in one transaction: each send and its outbox
     row get the reply, and each send that ended tells its notice's workflow."""
@@ -305,9 +298,9 @@ def record_replies(session: Session, settings: Settings, organisation_id: int, r
     recorded = session.execute(_RECORD_SENDS, {"group": json.dumps(group)}).all()
     if not recorded:
         return
-    session.execute(_RECORD_OUTBOX, {"group": json.dumps([
+    record_outcomes(session, [
         {"id": r.outbox_id, "status": {SENT: "sent", FAILED: "ko", None: "pending"}[r.status], "reply": r.reply,
-         "sent_at": r.at.isoformat() if r.status == SENT else None} for r in recorded])})
+         "sent_at": r.at.isoformat() if r.status == SENT else None} for r in recorded])
     queue_signals(session, organisation_id=organisation_id, signal=SEND_OUTCOME, task_queue=settings.task_queue,
                   payloads=[(r.workflow_id, SendOutcome(r.id, r.status, r.reply)) for r in recorded if r.status])
     sent = sum(r.status == SENT for r in recorded)
