@@ -16,13 +16,13 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from html.parser import HTMLParser
 from urllib.parse import urlencode
 
 import httpx
 
 from bench.chaos_flows import PASSWORD, login
+from bench.notices import seed_due_receipts
 
 NOTICES_DOMAIN = "chaos-avis.example"
 ROBOT = {"pause_ms": "0", "error_wait_ms": "2000", "max_attempts": "10"}  # AE_WAIT_IF_ERROR 2 s x 10 tries > 10 s cut
@@ -46,12 +46,9 @@ def seed_broker(count: int, domain: str = NOTICES_DOMAIN) -> Broker:
     from core.db import session_scope
     from core.models import Organisation, User
     from core.security import hash_password
-    from core.ui import today_paris
     from services.notices.models import LegalEntity
-    from services.notices.service import records
 
     slug = "chaos-courtier"
-    due = today_paris().replace(day=1) + timedelta(days=40)
     with session_scope() as session:
         org = Organisation(slug=slug, name="Chaos Courtage", kind="broker")
         session.add(org)
@@ -67,25 +64,8 @@ def seed_broker(count: int, domain: str = NOTICES_DOMAIN) -> Broker:
                         email=f"contact@{slug}.example", manual_confirmation=True)])
         session.flush()
         broker = Broker(org.id, slug, admin, manager)
-    makers: list[tuple[records.Kind, Callable[[int], dict[str, object]]]] = [
-        (records.CLIENTS, lambda n: {
-            "number": f"K{n:05d}", "title": "M." if n % 2 else "Mme", "last_name": f"Client{n}", "first_name": "Alex",
-            "address1": f"{n} rue des Avis", "postal_code": "31000", "town": "Toulouse",
-            "email": f"avis{n}@{domain}", "notice_by_email": True}),
-        (records.CONTRACTS, lambda n: {
-            "number": f"KC{n:05d}", "client_number": f"K{n:05d}", "entity_code": "CHAOS", "insurer": "CIGA - AXA",
-            "category": "Multirisques habitation"}),
-        (records.RECEIPTS, lambda n: {
-            "number": f"KQ{n:05d}", "contract_number": f"KC{n:05d}", "period_start": due,
-            "period_end": due + timedelta(days=364), "collection": "confie", "receipt_type": "terme",
-            "premium_ht": "412.50", "taxes": "37.13", "fees": "8.00"})]
-    for kind, make in makers:
-        for first in range(0, count, records.MAX_BATCH):
-            with session_scope() as session:
-                saved = records.save_batch(session, organisation_id=broker.organisation_id, kind=kind,
-                                           items=[make(n) for n in range(first, min(count, first + records.MAX_BATCH))],
-                                           today=today_paris())
-                assert isinstance(saved, records.SaveReport), saved
+    seed_due_receipts(broker.organisation_id, count, entity_code="CHAOS", email=lambda n: f"avis{n}@{domain}",
+                      prefix="K")
     return broker
 
 

@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from email.mime.application import MIMEApplication
 from email.mime.multipart import MIMEMultipart
@@ -41,11 +42,9 @@ def seed(count: int) -> tuple[int, int, int]:
     from core.db import session_scope
     from core.models import Organisation, User
     from core.security import hash_password
-    from core.ui import today_paris
     from services.notices.models import LegalEntity, RobotSettings
-    from services.notices.service import records, robot
+    from services.notices.service import robot
 
-    due = today_paris().replace(day=1) + timedelta(days=40)
     with session_scope() as session:
         org = Organisation(slug="bench-courtier", name="Courtier du banc", kind="broker")
         session.add(org)
@@ -60,25 +59,38 @@ def seed(count: int) -> tuple[int, int, int]:
         robot.robot_settings(session, org.id)
         session.execute(update(RobotSettings).where(RobotSettings.organisation_id == org.id).values(pause_ms=0))
         org_id, entity_id, user_id = org.id, entity.id, user.id
-    step = records.MAX_BATCH
-    for kind, make in ((records.CLIENTS, lambda n: {
-            "number": f"B{n:05d}", "title": "M." if n % 2 else "Mme", "last_name": f"Client{n}", "first_name": "Alex",
-            "address1": f"{n} rue des Avis", "postal_code": "75011", "town": "Paris",
-            "email": f"client{n}@assure.example", "notice_by_email": True}),
-                       (records.CONTRACTS, lambda n: {
-            "number": f"CT{n:05d}", "client_number": f"B{n:05d}", "entity_code": "SIEGE", "insurer": "CIGA - AXA",
-            "category": "Multirisques habitation"}),
-                       (records.RECEIPTS, lambda n: {
-            "number": f"Q{n:05d}", "contract_number": f"CT{n:05d}", "period_start": due,
-            "period_end": due + timedelta(days=364), "collection": "confie", "receipt_type": "terme",
-            "premium_ht": "412.50", "taxes": "37.13", "fees": "8.00"})):
-        for first in range(0, count, step):
-            with session_scope() as session:
-                result = records.save_batch(session, organisation_id=org_id, kind=kind,
-                                            items=[make(n) for n in range(first, min(count, first + step))],
-                                            today=today_paris())
-                assert isinstance(result, records.SaveReport), result
+    seed_due_receipts(org_id, count, entity_code="SIEGE", email=lambda n: f"client{n}@assure.example")
     return org_id, entity_id, user_id
+
+
+def seed_due_receipts(org_id: int, count: int, *, entity_code: str, email: Callable[[int], str],
+                      prefix: str = "") -> None:
+    """`count` clients of the organisation, each with one contract of `entity_code` and one receipt due next month,
+    saved through the service as the API does, a batch at a time."""
+    from core.db import session_scope
+    from core.ui import today_paris
+    from services.notices.service import records
+
+    due = today_paris().replace(day=1) + timedelta(days=40)
+    makers: list[tuple[records.Kind, Callable[[int], dict[str, object]]]] = [
+        (records.CLIENTS, lambda n: {
+            "number": f"{prefix}B{n:05d}", "title": "M." if n % 2 else "Mme", "last_name": f"Client{n}",
+            "first_name": "Alex", "address1": f"{n} rue des Avis", "postal_code": "75011", "town": "Paris",
+            "email": email(n), "notice_by_email": True}),
+        (records.CONTRACTS, lambda n: {
+            "number": f"{prefix}CT{n:05d}", "client_number": f"{prefix}B{n:05d}", "entity_code": entity_code,
+            "insurer": "CIGA - AXA", "category": "Multirisques habitation"}),
+        (records.RECEIPTS, lambda n: {
+            "number": f"{prefix}Q{n:05d}", "contract_number": f"{prefix}CT{n:05d}", "period_start": due,
+            "period_end": due + timedelta(days=364), "collection": "confie", "receipt_type": "terme",
+            "premium_ht": "412.50", "taxes": "37.13", "fees": "8.00"})]
+    for kind, make in makers:
+        for first in range(0, count, records.MAX_BATCH):
+            with session_scope() as session:
+                saved = records.save_batch(session, organisation_id=org_id, kind=kind,
+                                           items=[make(n) for n in range(first, min(count, first + records.MAX_BATCH))],
+                                           today=today_paris())
+                assert isinstance(saved, records.SaveReport), saved
 
 
 def naive_pdf_rate(htmls: list[str]) -> float:

@@ -54,6 +54,13 @@ class PendingSignal:
 _INSERT = insert(table(WorkflowSignal))
 
 
+def _row(organisation_id: int, workflow_id: str, signal: str | None, payload: object, task_queue: str,
+         start: StartSpec | None = None) -> dict[str, Any]:
+    return {"organisation_id": organisation_id, "workflow_id": workflow_id, "signal": signal,
+            "payload": None if payload is None else to_jsonable_python(payload), "task_queue": task_queue,
+            "start": asdict(start) if start else None}
+
+
 def queue_signal(session: Session, *, organisation_id: int, workflow_id: str, signal: str, payload: object,
                  task_queue: str, start: StartSpec | None = None, coalesce: bool = False) -> None:
     """Add the signal to the caller's transaction: it exists (and is delivered) if and only if that commits.
@@ -69,24 +76,20 @@ def queue_signal(session: Session, *, organisation_id: int, workflow_id: str, si
         return
     # A statement trigger (migration 5c1d0e7a9b42) sends NOTIFY relais_signals: delivered at commit, folded with
     # the transaction's others, and without a round trip of its own.
-    session.execute(_INSERT, {"organisation_id": organisation_id, "workflow_id": workflow_id, "signal": signal,
-                              "payload": to_jsonable_python(payload), "task_queue": task_queue,
-                              "start": asdict(start) if start else None})
+    session.execute(_INSERT, _row(organisation_id, workflow_id, signal, payload, task_queue, start))
 
 
 def queue_signals(session: Session, *, organisation_id: int, signal: str, task_queue: str,
                   payloads: list[tuple[str, object]]) -> None:
     """Several signals of one kind, [(workflow id, payload)], in one INSERT: as many `queue_signal` calls."""
     if payloads:
-        session.execute(_INSERT, [{"organisation_id": organisation_id, "workflow_id": workflow_id, "signal": signal,
-                                   "payload": to_jsonable_python(payload), "task_queue": task_queue, "start": None}
+        session.execute(_INSERT, [_row(organisation_id, workflow_id, signal, payload, task_queue)
                                   for workflow_id, payload in payloads])
 
 
 def queue_start(session: Session, *, organisation_id: int, spec: StartSpec) -> None:
     """Add the start of `spec`'s workflow to the caller's transaction (started once it commits, and only then)."""
-    session.execute(_INSERT, {"organisation_id": organisation_id, "workflow_id": spec.workflow_id, "signal": None,
-                              "payload": None, "task_queue": spec.task_queue, "start": asdict(spec)})
+    session.execute(_INSERT, _row(organisation_id, spec.workflow_id, None, None, spec.task_queue, spec))
 
 
 class SignalRelay:
