@@ -301,7 +301,8 @@ class NoticeMailActivities:
         """A 4xx or connection error: counted; after the last allowed try the send is KO. True: tries are left."""
         with session_scope() as session:
             max_attempts = robot.robot_settings(session, organisation_id).max_attempts
-            return robot.record_try(session, settings, send_id, reply=reply, max_attempts=max_attempts)
+            return robot.record_try(session, settings, organisation_id, send_id, reply=reply,
+                                    max_attempts=max_attempts)
 
     @staticmethod
     def _release(organisation_id: int, send_ids: set[int]) -> None:

@@ -49,8 +49,12 @@ def store_notice_pdf(session: Session, *, organisation_id: int, legal_entity_id:
     return Stored(document, created=new_id is not None)
 
 
+def _intact(document: NoticeDocument) -> bool:
+    return hashlib.sha256(document.content).hexdigest() == document.sha256
+
+
 def _checked(document: NoticeDocument | None) -> NoticeDocument | None:
-    if document is not None and hashlib.sha256(document.content).hexdigest() != document.sha256:
+    if document is not None and not _intact(document):
         raise DocumentCorrupted(document.storage_key)
     return document
 
@@ -66,8 +70,7 @@ def fetch_documents(session: Session, *, organisation_id: int,
     bytes changed comes as its DocumentCorrupted, so that the others can still be used."""
     out: dict[int, NoticeDocument | DocumentCorrupted] = {}
     for document in session.scalars(scoped(NoticeDocument, organisation_id).where(NoticeDocument.id.in_(document_ids))):
-        intact = hashlib.sha256(document.content).hexdigest() == document.sha256
-        out[document.id] = document if intact else DocumentCorrupted(document.storage_key)
+        out[document.id] = document if _intact(document) else DocumentCorrupted(document.storage_key)
     return out
 
 

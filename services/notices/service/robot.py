@@ -311,22 +311,13 @@ def record_replies(session: Session, settings: Settings, organisation_id: int, r
             sent_day=today))
 
 
-def record_send(session: Session, settings: Settings, send_id: int, *, status: str | None, reply: str) -> None:
-    """The reply of one try (see `record_replies`)."""
-    organisation_id = session.scalar(select(Notice.organisation_id).join(NoticeSend, NoticeSend.notice_id == Notice.id)
-                                     .where(NoticeSend.id == send_id))
-    assert organisation_id is not None
-    record_replies(session, settings, organisation_id, [SendReply(send_id, status, reply, utcnow())])
-
-
-def record_try(session: Session, settings: Settings, send_id: int, *, reply: str, max_attempts: int) -> bool:
+def record_try(session: Session, settings: Settings, organisation_id: int, send_id: int, *, reply: str,
+               max_attempts: int) -> bool:
     """A try that failed for now (4xx, connection): counted; the last allowed one makes the send KO. True: the
     robot tries again after its wait."""
     send = session.get(NoticeSend, send_id, with_for_update=True)
     assert send is not None
-    if send.tries + 1 >= max_attempts:
-        record_send(session, settings, send_id, status=FAILED,
-                    reply=f"{reply} (échec après {send.tries + 1} tentative(s))")
-        return False
-    record_send(session, settings, send_id, status=None, reply=reply)
-    return True
+    last = send.tries + 1 >= max_attempts
+    reply = f"{reply} (échec après {send.tries + 1} tentative(s))" if last else reply
+    record_replies(session, settings, organisation_id, [SendReply(send_id, FAILED if last else None, reply, utcnow())])
+    return not last
