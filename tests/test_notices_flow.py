@@ -258,6 +258,16 @@ async def test_4xx_waits_then_ko_and_pause_resume(time_worker: tuple[Client, str
     assert "après 3 tentative(s)" in (_notices(broker)["D1"].observations or "")
 
 
+async def _round_over(env: WorkflowEnvironment, broker: Broker) -> None:
+    """Until the robot's workflow has no activity under way (a round that saw «Suspendre» still finishes)."""
+    handle = env.client.get_workflow_handle(f"avis-robot-{broker.slug}")
+    for _ in range(200):
+        if not (await handle.describe()).raw_description.pending_activities:
+            return
+        await asyncio.sleep(0.05)  # real work in the mail worker (see tests/support/waiting.py)
+    raise AssertionError("jamais arrivé : fin de la tournée de l'automate")
+
+
 def _robot(broker: Broker) -> RobotSettings:
     with session_scope() as session:
         found = session.get(RobotSettings, broker.id)
@@ -296,6 +306,7 @@ async def test_the_account_manager_is_alerted_when_a_notice_is_still_e_near_its_
     with session_scope() as session:  # a paused robot sets no timer: six days pass in one step, not 50,000 polls
         robot.set_paused(session, settings, user=_user(broker.admin), paused=True)
     await _settle(time_relay, lambda: _robot(broker).state == "paused", "en pause")
+    await _round_over(time_env, broker)  # the state is written before the round returns: let it return first
     await time_env.sleep(timedelta(days=6))  # 12 days before the due date minus the 7 of the alert, and one more
     await _settle(time_relay, lambda: bool(sink.to("claire@cabinet.example")), "alerte", env=time_env, rounds=20)
     alert = sink.to("claire@cabinet.example")
